@@ -1,0 +1,13 @@
+"""`attrnet benchmark`."""
+from __future__ import annotations
+
+import typer
+
+from attrnet.commands.common import not_implemented
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("benchmark", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def _cmd() -> None:
+        """Not implemented yet."""
+        not_implemented("benchmark")

@@ -1,0 +1,24 @@
+"""Helpers shared by the CLI commands: JSON output, stderr progress, not-yet-built commands."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from attrnet.errors import AttrnetError
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """Human progress / status line on stderr."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def not_implemented(command: str) -> None:
+    raise AttrnetError(f"`attrnet {command}` is not implemented yet")

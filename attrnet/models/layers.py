@@ -1,0 +1,129 @@
+"""Branch-batched layers.
+
+Every stage runs all of its B sibling branches as one op: activations are
+``[N, B*C, H, W]`` (or ``[N, B*F]`` for fully connected stages), branch-major
+along dim 1, and each layer here is a grouped op with B groups.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class GroupedConvBlock(nn.Module):
+    """conv(k) -> BatchNorm -> ReLU [-> 2x2 max pool], B branches as one grouped conv."""
+
+    def __init__(self, branches: int, cin: int, cout: int, kernel: int = 3, stride: int = 1, pool: bool = False):
+        super().__init__()
+        self.branches = branches
+        self.conv = nn.Conv2d(branches * cin, branches * cout, kernel, stride, kernel // 2, groups=branches)
+        self.bn = nn.BatchNorm2d(branches * cout)
+        self.pool = nn.MaxPool2d(2, 2) if pool else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)), inplace=True)
+        return self.pool(x) if self.pool is not None else x
+
+
+class GroupedLinear(nn.Module):
+    """B independent linear layers as one batched matmul: ``[N, B*I] -> [N, B*O]``."""
+
+    def __init__(self, branches: int, fin: int, fout: int):
+        super().__init__()
+        self.branches, self.fin, self.fout = branches, fin, fout
+        self.weight = nn.Parameter(torch.empty(branches, fout, fin))
+        self.bias = nn.Parameter(torch.zeros(branches, fout))
+        bound = 1.0 / fin ** 0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        x = x.reshape(n, self.branches, self.fin)
+        y = torch.einsum("nbi,boi->nbo", x, self.weight) + self.bias
+        return y.reshape(n, self.branches * self.fout)
+
+
+class GroupedFCBlock(nn.Module):
+    """VGG fully connected stage: [adaptive pool + per-branch flatten] -> linear -> ReLU."""
+
+    def __init__(self, branches: int, fin: int, fout: int, pool_to: int | None = None):
+        super().__init__()
+        self.branches = branches
+        self.pool_to = pool_to
+        flat = fin * (pool_to * pool_to if pool_to else 1)
+        self.fc = GroupedLinear(branches, flat, fout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            if self.pool_to:
+                x = F.adaptive_avg_pool2d(x, self.pool_to)
+            n = x.shape[0]
+            x = x.reshape(n, self.branches, -1)  # branch-major channels, then HxW
+        return F.relu(self.fc(x), inplace=True)
+
+
+def _gconv(b: int, cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(b * cin, b * cout, k, stride, k // 2, groups=b, bias=False)
+
+
+class GroupedStem(nn.Module):
+    """ResNet stem: 7x7/2 conv -> BN -> ReLU -> 3x3/2 max pool."""
+
+    def __init__(self, branches: int, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = _gconv(branches, cin, cout, 7, 2)
+        self.bn1 = nn.BatchNorm2d(branches * cout)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(F.relu(self.bn1(self.conv1(x)), inplace=True))
+
+
+class GroupedBasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs + identity/projection shortcut), B branches."""
+
+    def __init__(self, branches: int, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        b = branches
+        self.conv1, self.bn1 = _gconv(b, cin, cout, 3, stride), nn.BatchNorm2d(b * cout)
+        self.conv2, self.bn2 = _gconv(b, cout, cout, 3), nn.BatchNorm2d(b * cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(_gconv(b, cin, cout, 1, stride), nn.BatchNorm2d(b * cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + idt, inplace=True)
+
+
+class GroupedBottleneck(nn.Module):
+    """ResNet bottleneck block (1x1, 3x3, 1x1; expansion 4), B branches."""
+
+    def __init__(self, branches: int, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        b, mid = branches, cout // 4
+        self.conv1, self.bn1 = _gconv(b, cin, mid, 1), nn.BatchNorm2d(b * mid)
+        self.conv2, self.bn2 = _gconv(b, mid, mid, 3, stride), nn.BatchNorm2d(b * mid)
+        self.conv3, self.bn3 = _gconv(b, mid, cout, 1), nn.BatchNorm2d(b * cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(_gconv(b, cin, cout, 1, stride), nn.BatchNorm2d(b * cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + idt, inplace=True)
+
+
+def gather_branches(x: torch.Tensor, branches: int, index: torch.Tensor) -> torch.Tensor:
+    """Select parent branches along dim 1: ``[N, B*C, ...] -> [N, len(index)*C, ...]``."""
+    n = x.shape[0]
+    rest = x.shape[2:]
+    xb = x.reshape(n, branches, -1, *rest)
+    return xb.index_select(1, index).reshape(n, -1, *rest)
