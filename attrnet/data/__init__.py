@@ -1,0 +1,66 @@
+"""Dataset loaders: CelebA, Market-1501, DukeMTMC-reID, DeepFashion and image folders.
+
+``open_dataset("celeba:/data/celeba", "train")`` returns an `AttributeDataset`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from attrnet.data.base import SPLITS, AttributeDataset, Index
+from attrnet.errors import InputError
+
+__all__ = ["AttributeDataset", "FORMATS", "dataset_splits", "load_index", "open_dataset", "parse_spec"]
+
+FORMATS = ("celeba", "market", "duke", "deepfashion", "folder")
+
+
+def parse_spec(spec: str) -> tuple[str, Path]:
+    """Split ``format:path``; the folder must exist."""
+    fmt, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise InputError(f"data spec must be FORMAT:PATH with FORMAT one of {', '.join(FORMATS)}, got {spec!r}")
+    if fmt not in FORMATS:
+        raise InputError(f"unknown data format {fmt!r} (choose from {', '.join(FORMATS)})")
+    root = Path(rest).expanduser()
+    if not root.is_dir():
+        raise InputError("data folder not found", root)
+    return fmt, root
+
+
+def load_index(spec: str, *, allow_outside: bool = False) -> Index:
+    """Read a whole dataset (every split) from ``format:path``."""
+    fmt, root = parse_spec(spec)
+    if fmt == "celeba":
+        from attrnet.data import celeba
+
+        return celeba.load(root)
+    if fmt in ("market", "duke"):
+        from attrnet.data import pedestrian
+
+        return pedestrian.load(fmt, root)
+    if fmt == "deepfashion":
+        from attrnet.data import deepfashion
+
+        return deepfashion.load(root)
+    from attrnet.data import folder
+
+    return folder.load(root, allow_outside=allow_outside)
+
+
+def open_dataset(
+    spec: str,
+    split: str = "train",
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    allow_outside: bool = False,
+) -> AttributeDataset:
+    """One split ("train", "val" or "test") of the dataset ``format:path``; it may be empty."""
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    return load_index(spec, allow_outside=allow_outside).subset(split, transform)
+
+
+def dataset_splits(spec: str, *, allow_outside: bool = False) -> dict[str, int]:
+    """Number of images in each split of ``format:path``."""
+    return load_index(spec, allow_outside=allow_outside).counts()

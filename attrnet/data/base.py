@@ -1,0 +1,88 @@
+"""The dataset every loader returns: image paths and a label matrix over output columns."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from attrnet.imageio import decode_image
+from attrnet.schema import Schema
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Index:
+    """A whole dataset as read from disk: every image with its split and labels."""
+
+    schema: Schema
+    format: str
+    root: Path
+    paths: list[Path]
+    splits: np.ndarray  # str per image: "train" | "val" | "test"
+    labels: np.ndarray  # float32 [n, num_columns]: 1, 0, NaN
+
+    def counts(self) -> dict[str, int]:
+        return {s: int(np.count_nonzero(self.splits == s)) for s in SPLITS}
+
+    def subset(self, split: str, transform: Callable[[np.ndarray], Any] | None = None) -> "AttributeDataset":
+        keep = np.flatnonzero(self.splits == split)
+        paths = [self.paths[i] for i in keep]
+        labels = np.ascontiguousarray(self.labels[keep], dtype=np.float32).reshape(len(keep), self.schema.num_columns)
+        return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform)
+
+
+class AttributeDataset(Dataset):
+    """Images and label vectors (1, 0, NaN = missing) over the schema's output columns.
+
+    ``ds[i]`` is ``(image, labels)``: the image is ``transform(rgb uint8 HxWx3)``
+    when a transform is given, else a uint8 tensor ``[3, H, W]``; labels are a
+    float32 tensor ``[num_columns]``. A categorical attribute is one-hot over
+    its columns, all NaN when missing.
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        format: str,
+        split: str,
+        root: Path,
+        paths: list[Path],
+        labels: np.ndarray,
+        transform: Callable[[np.ndarray], Any] | None = None,
+    ) -> None:
+        if labels.shape != (len(paths), schema.num_columns):
+            raise ValueError(f"labels shape {labels.shape} does not match {len(paths)} images x {schema.num_columns} columns")
+        self.schema = schema
+        self.format = format
+        self.split = split
+        self.root = root
+        self.paths = paths
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
+        img = decode_image(self.paths[i])
+        if self.transform is not None:
+            image = self.transform(img)
+        else:
+            image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return image, torch.from_numpy(self.labels[i].copy())
+
+    def positive_rate(self) -> np.ndarray:
+        """Fraction of labelled samples that are positive, per column (NaN where none is labelled)."""
+        labelled = ~np.isnan(self.labels)
+        count = labelled.sum(axis=0)
+        pos = np.where(labelled, self.labels, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, pos / np.maximum(count, 1), np.nan).astype(np.float64)
+
+    def __repr__(self) -> str:
+        return f"AttributeDataset({self.format}, split={self.split}, n={len(self)}, columns={self.schema.num_columns})"

@@ -1,0 +1,81 @@
+"""CelebA in torchvision's layout.
+
+    DIR/img_align_celeba/000001.jpg ...
+    DIR/list_attr_celeba.txt       count line, 40 names, rows "000001.jpg -1  1 ..."
+    DIR/list_eval_partition.txt    rows "000001.jpg 0" (0 train, 1 val, 2 test)
+
+``DIR/celeba/`` (where torchvision downloads to) is accepted as well. The
+bbox, landmark and identity files may be present; they are not needed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from attrnet.data.base import Index
+from attrnet.data.tables import check_files_exist, parse_int_rows, read_count, split_name_rows, table_body
+from attrnet.errors import InputError
+from attrnet.fileio import read_text_lines
+from attrnet.schema import CELEBA_ATTRIBUTES, celeba_schema
+
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+IMAGE_DIR = "img_align_celeba"
+PARTITIONS = {"0": "train", "1": "val", "2": "test"}
+
+
+def find_root(root: Path) -> Path:
+    if not (root / ATTR_FILE).exists() and (root / "celeba" / ATTR_FILE).exists():
+        return root / "celeba"
+    return root
+
+
+def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
+    """Image names and a {0, 1} uint8 matrix in the preset's column order."""
+    lines = read_text_lines(path)
+    count = read_count(lines, path)
+    if len(lines) < 2:
+        raise InputError("missing the attribute names line", path, 2)
+    header = lines[1].split()
+    unknown = [h for h in header if h not in CELEBA_ATTRIBUTES]
+    if unknown or len(header) != len(CELEBA_ATTRIBUTES) or len(set(header)) != len(header):
+        detail = f"unknown attribute {unknown[0]!r}" if unknown else f"{len(header)} names"
+        raise InputError(f"expected CelebA's 40 attribute names, got {detail}", path, 2)
+    body = table_body(lines, 2, count, path)
+    names, rests = split_name_rows(body, 3, path)
+    values = parse_int_rows(rests, len(header), (1, -1), 3, path)
+    order = [header.index(a) for a in CELEBA_ATTRIBUTES]
+    return names, (values[:, order] > 0).astype(np.uint8)
+
+
+def read_partition(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, line in enumerate(read_text_lines(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in PARTITIONS:
+            raise InputError("expected '<image> <0|1|2>'", path, k)
+        out[parts[0]] = PARTITIONS[parts[1]]
+    return out
+
+
+def load(root: Path) -> Index:
+    root = find_root(root)
+    attr_path = root / ATTR_FILE
+    names, values = read_attributes(attr_path)
+    part_path = root / PARTITION_FILE
+    partition = read_partition(part_path)
+    splits = np.empty(len(names), dtype=object)
+    for k, name in enumerate(names):
+        split = partition.get(name)
+        if split is None:
+            raise InputError(f"{name} is not listed in {PARTITION_FILE}", attr_path, 3 + k)
+        splits[k] = split
+    image_dir = root / IMAGE_DIR
+    if not image_dir.is_dir():
+        raise InputError(f"missing image folder {IMAGE_DIR}/", root)
+    paths = [image_dir / n for n in names]
+    check_files_exist(paths, range(3, 3 + len(paths)), attr_path)
+    return Index(celeba_schema(), "celeba", root, paths, splits.astype(str), values.astype(np.float32))
