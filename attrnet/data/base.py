@@ -36,6 +36,14 @@ class Index:
         return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform)
 
 
+def positive_rate(labels: np.ndarray) -> np.ndarray:
+    """Per column: positives / labelled samples, NaN where no sample is labelled."""
+    labelled = ~np.isnan(labels)
+    count = labelled.sum(axis=0)
+    pos = np.where(labelled, labels, 0.0).sum(axis=0)
+    return np.where(count > 0, pos / np.maximum(count, 1), np.nan).astype(np.float64)
+
+
 class AttributeDataset(Dataset):
     """Images and label vectors (1, 0, NaN = missing) over the schema's output columns.
 
@@ -78,11 +86,7 @@ class AttributeDataset(Dataset):
 
     def positive_rate(self) -> np.ndarray:
         """Fraction of labelled samples that are positive, per column (NaN where none is labelled)."""
-        labelled = ~np.isnan(self.labels)
-        count = labelled.sum(axis=0)
-        pos = np.where(labelled, self.labels, 0.0).sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, pos / np.maximum(count, 1), np.nan).astype(np.float64)
+        return positive_rate(self.labels)
 
     def __repr__(self) -> str:
         return f"AttributeDataset({self.format}, split={self.split}, n={len(self)}, columns={self.schema.num_columns})"
