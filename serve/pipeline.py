@@ -1,0 +1,236 @@
+"""The input pipeline: decode and resize in a thread pool, assemble batches ahead, run the model.
+
+    items --(producer thread)--> decode pool (bounded, in order) --> batch buffers
+          --(bounded queue)--> model (caller's thread) --> results
+
+OpenCV releases the GIL while decoding and resizing, so `workers` threads
+decode in parallel while the model runs the previous batch. Large JPEGs are
+decoded at 1/2, 1/4 or 1/8 scale when that is still at least the model's
+input size. Memory is bounded by the queue depth and the decode window,
+whatever the number of images. A file that cannot be decoded becomes an
+error entry, never an exception.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from attrnet.errors import InputError
+from attrnet.imageio import decode_image, resize_to_spec
+from attrnet.input_spec import InputSpec
+from attrnet.serve.backends import Backend
+from attrnet.serve.sources import Item
+
+_QUEUE_DEPTH = 2  # assembled batches waiting for the model
+
+
+@dataclass
+class Stats:
+    """Counters of one run: images, errors and where the time went."""
+
+    images: int = 0
+    errors: int = 0
+    decode_seconds: float = 0.0  # summed over decode threads
+    model_seconds: float = 0.0  # the caller's thread inside the backend
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / max(self.wall_seconds, 1e-9)
+
+
+@dataclass
+class Batch:
+    """Items of one batch; `images[k]` belongs to `items[rows[k]]`, failed items carry `errors[i]`."""
+
+    items: list[Item]
+    errors: list[str | None]
+    rows: list[int]
+    images: np.ndarray
+
+
+def to_rgb(image: Any) -> np.ndarray:
+    """An in-memory image (numpy array or PIL image) as RGB uint8 ``H x W x 3``."""
+    if not isinstance(image, np.ndarray):
+        image = _pil_to_array(image)
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"array of shape {list(a.shape)} is not an image (expected HxW, HxWx1, HxWx3 or HxWx4)")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype.kind == "f":
+        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise InputError(f"array of dtype {a.dtype} is not an image (expected uint8, uint16, float or bool)")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+    return np.ascontiguousarray(a)
+
+
+def _pil_to_array(im: Any) -> np.ndarray:
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        return np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8)
+    return np.asarray(im.convert("RGB"))
+
+
+def load_item(item: Item, spec: InputSpec, reduced: bool = True) -> np.ndarray:
+    """Decode (or convert) and resize one item to the model's input: uint8 ``[H, W, 3]``."""
+    reduce_to = (spec.height, spec.width) if reduced else None
+    if item.path is not None:
+        img = decode_image(item.path, reduce_to=reduce_to)
+    elif isinstance(item.data, bytes):
+        img = decode_image(item.data, reduce_to=reduce_to)
+    else:
+        img = to_rgb(item.data)
+    return resize_to_spec(img, spec)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, InputError):
+        return exc.reason
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+class Pipeline:
+    """Decode pool + batch assembly + model, yielding `(batch, probs)` lazily and in input order."""
+
+    def __init__(self, backend: Backend, batch_size: int = 32, workers: int = 2, reduced: bool = True):
+        if batch_size < 1:
+            raise InputError(f"batch size must be >= 1, got {batch_size}")
+        if workers < 1:
+            raise InputError(f"workers must be >= 1, got {workers}")
+        self.backend, self.batch_size, self.workers, self.reduced = backend, batch_size, workers, reduced
+        self.stats = Stats()
+        self._lock = threading.Lock()
+
+    def run(self, items: Iterable[Item]) -> Iterator[tuple[Batch, np.ndarray]]:
+        """Yield every batch with its probabilities ``[len(batch.rows), C]``."""
+        self.stats = Stats()
+        batches: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="attrnet-decode")
+        producer = threading.Thread(target=self._produce, args=(items, pool, batches, stop),
+                                    name="attrnet-batcher", daemon=True)
+        producer.start()
+        pending: tuple[Batch, Callable[[], np.ndarray]] | None = None
+        try:
+            while True:
+                got = batches.get()
+                if got is None:
+                    break
+                if isinstance(got, BaseException):
+                    raise got
+                t = time.perf_counter()
+                handle = self.backend.submit(got.images) if len(got.rows) else _no_images(len(self.backend.columns))
+                self.stats.model_seconds += time.perf_counter() - t
+                if pending is not None:  # the next batch is in flight before the previous one is collected
+                    yield self._collect(*pending)
+                pending = (got, handle)
+            if pending is not None:
+                yield self._collect(*pending)
+        finally:
+            stop.set()
+            while producer.is_alive():
+                try:
+                    batches.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            producer.join()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, batch: Batch, handle: Callable[[], np.ndarray]) -> tuple[Batch, np.ndarray]:
+        t = time.perf_counter()
+        probs = handle()
+        self.stats.model_seconds += time.perf_counter() - t
+        self.stats.images += len(batch.items)
+        self.stats.errors += sum(e is not None for e in batch.errors)
+        return batch, probs
+
+    def _decode(self, item: Item) -> tuple[np.ndarray | None, str | None]:
+        if item.error is not None:
+            return None, item.error
+        t = time.perf_counter()
+        try:
+            return load_item(item, self.backend.input_spec, self.reduced), None
+        except Exception as exc:  # noqa: BLE001 - any failure on one image is that image's error row
+            return None, _describe(exc)
+        finally:
+            dt = time.perf_counter() - t
+            with self._lock:
+                self.stats.decode_seconds += dt
+
+    def _produce(self, items: Iterable[Item], pool: ThreadPoolExecutor, out: queue.Queue, stop: threading.Event) -> None:
+        window: deque[tuple[Item, Future]] = deque()
+        limit = max(2 * self.batch_size, 4 * self.workers)
+        current: list[tuple[Item, np.ndarray | None, str | None]] = []
+
+        def put(obj: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(obj, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def drain_one() -> bool:
+            item, fut = window.popleft()
+            image, error = fut.result()
+            current.append((item, image, error))
+            if len(current) == self.batch_size:
+                ok = put(self._assemble(current))
+                current.clear()
+                return ok
+            return True
+
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                window.append((item, pool.submit(self._decode, item)))
+                while len(window) >= limit or (window and window[0][1].done()):
+                    if not drain_one():
+                        return
+            while window:
+                if not drain_one():
+                    return
+            if current:
+                put(self._assemble(current))
+            put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(exc)
+
+    def _assemble(self, entries: list[tuple[Item, np.ndarray | None, str | None]]) -> Batch:
+        rows = [i for i, (_, image, _) in enumerate(entries) if image is not None]
+        buf = self.backend.alloc_batch(len(rows))
+        for k, i in enumerate(rows):
+            buf[k] = entries[i][1]
+        return Batch([e[0] for e in entries], [e[2] for e in entries], rows, buf)
+
+
+def _no_images(columns: int) -> Callable[[], np.ndarray]:
+    empty = np.zeros((0, columns), np.float32)
+    return lambda: empty
