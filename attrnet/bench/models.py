@@ -1,0 +1,90 @@
+"""Which model file runs each backend x precision: files beside the model, or exported into a work dir.
+
+Naming follows the export contract: ``<stem>.onnx`` (fp32), ``<stem>.fp16.onnx``,
+``<stem>.int8.onnx``, ``<stem>.<precision>.engine``; ``<stem>.safetensors`` is
+the checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from attrnet.errors import NotAvailableError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def model_stem(path: Path) -> tuple[Path, str]:
+    """(directory, stem) of a model file with its precision and format suffixes removed."""
+    name = path.name
+    for suffix in (".safetensors", ".onnx", ".engine", ".plan"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    for p in PRECISIONS:
+        if name.endswith("." + p):
+            name = name[: -len(p) - 1]
+            break
+    return path.parent, name
+
+
+def precision_of(path: Path) -> str:
+    """The precision a model file's name says (fp32 when it names none)."""
+    parts = path.name.split(".")
+    return next((p for p in reversed(parts[:-1]) if p in PRECISIONS), "fp32")
+
+
+def onnx_name(stem: str, precision: str) -> str:
+    return f"{stem}.onnx" if precision == "fp32" else f"{stem}.{precision}.onnx"
+
+
+def checkpoint_for(model: Path) -> Path | None:
+    """The `.safetensors` checkpoint of `model` (itself, or one beside it with the same stem)."""
+    if model.suffix == ".safetensors":
+        return model
+    folder, stem = model_stem(model)
+    cand = folder / f"{stem}.safetensors"
+    return cand if cand.exists() else None
+
+
+def onnx_for(model: Path, precision: str, workdir: Path, calib: Path | None = None) -> Path:
+    """The ONNX file of `model` at `precision`: beside the model when present, else exported into `workdir`.
+
+    Raises NotAvailableError when it neither exists nor can be exported here.
+    """
+    if precision not in ("fp32", "fp16", "int8"):
+        raise NotAvailableError(f"no {precision} ONNX format (fp32, fp16 or int8)")
+    if model.suffix == ".onnx" and precision_of(model) == precision:
+        return model
+    folder, stem = model_stem(model)
+    beside = folder / onnx_name(stem, precision)
+    if beside.exists():
+        return beside
+    out = workdir / onnx_name(stem, precision)
+    if out.exists():
+        return out
+    ckpt = checkpoint_for(model)
+    if ckpt is None:
+        raise NotAvailableError(f"no {beside.name} beside the model and no checkpoint to export it from")
+    export_onnx(ckpt, precision, out, calib)
+    return out
+
+
+def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None = None) -> None:
+    """Export `checkpoint` to ONNX at `precision` with the exporter's Python API (fold, trace, metadata)."""
+    try:
+        from attrnet.checkpoint import load_model
+        from attrnet.export import onnx as xonnx
+        from attrnet.export.fold import fold_model
+        from attrnet.input_spec import InputSpec
+    except ImportError as exc:
+        raise NotAvailableError(f"the ONNX exporter is not available here ({exc})") from None
+    if precision == "int8":
+        raise NotAvailableError("no int8 file beside the model: export it with "
+                                "`attrnet export CKPT --precision int8 --calib DIR`")
+    net, meta = load_model(checkpoint)
+    spec = InputSpec.from_dict(meta["input"])
+    folded, _ = fold_model(net, spec)
+    proto = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=precision == "fp16")
+    xonnx.set_metadata(proto, xonnx.onnx_metadata(meta, xonnx.file_sha256(checkpoint)))
+    xonnx.save(proto, out)
