@@ -1,0 +1,230 @@
+"""Top-down widening for FAFS (Lu et al. 2017, §3.2 and §3.4).
+
+One widening round splits one branch b of stage s into d copies. The "units"
+above b (the attributes its leaf reads when s is the last stage, else the
+branches of stage s+1 whose parent is b) are grouped into d groups; group g
+is re-parented to copy g. Every copy starts as an exact copy of b, so the
+widened network computes exactly what the old one did.
+
+The number of groups d minimises
+
+    L(g_d) = (d - 1) · L0 · 2^{p_l} + α · L_s(g_d),
+    L_s(g_d) = (1/d) Σ_g [1 - mean_{k in g} min_{l in g} A_b(k, l)]
+
+where p_l counts the pooling layers between stage s's input and the heads
+(so branching a layer costs in proportion to its feature-map size, as the
+authors' ``col_costs`` do), and each grouping g_d is the best of several
+spectral clusterings of A_b (precomputed affinity).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from attrnet.models.topology import Branch, Topology
+
+if TYPE_CHECKING:
+    from attrnet.models.net import MultiTaskNet
+
+# Defaults from the authors' released code (github.com/luyongxi/deep_share):
+DEFAULT_BRANCH_COST = 1.0 / 64   # lib/models/factory.py: col_costs = 2^p / 64 (fc layers 1/64)
+DEFAULT_ALPHA = 1.0              # tools/train_cls.py: --split_thresh default 1.0
+DEFAULT_RESTARTS = 5             # lib/utils/config.py: TRAIN.CLUSTER_REP = 5
+
+
+# ---------------------------------------------------------------- cost
+
+def pool_exponent(topology: Topology, stage: int) -> int:
+    """p_l: pooling (downsampling) layers between stage `stage`'s input and the heads."""
+    from attrnet.models.backbones import backbone
+
+    spec = backbone(topology.arch)
+    return sum(1 for st in spec.stages[stage:] if st.pool or st.stride > 1)
+
+
+def branch_cost(topology: Topology, stage: int, unit_cost: float = DEFAULT_BRANCH_COST) -> float:
+    """Cost of one extra branch at `stage`: L0 · 2^{p_l}."""
+    return unit_cost * 2.0 ** pool_exponent(topology, stage)
+
+
+def separation_loss(ab: np.ndarray, labels: Sequence[int]) -> float:
+    """L_s(g_d) = (1/d) Σ_g [1 - mean_{k in g} min_{l in g} A_b(k, l)]."""
+    labels = np.asarray(labels)
+    groups = np.unique(labels)
+    total = 0.0
+    for g in groups:
+        idx = np.flatnonzero(labels == g)
+        total += 1.0 - ab[np.ix_(idx, idx)].min(axis=1).mean()
+    return total / len(groups)
+
+
+@dataclass
+class Partition:
+    """The chosen grouping of units and the cost of every candidate d."""
+
+    labels: list[int]
+    losses: dict[int, float] = field(default_factory=dict)
+    separation: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def d(self) -> int:
+        return len(set(self.labels))
+
+
+def canonical(labels: Sequence[int]) -> list[int]:
+    """Relabel groups in order of first appearance (0, 1, ...)."""
+    seen: dict[int, int] = {}
+    return [seen.setdefault(int(x), len(seen)) for x in labels]
+
+
+def spectral_groups(ab: np.ndarray, d: int, restarts: int = DEFAULT_RESTARTS, seed: int = 0) -> list[int]:
+    """The lowest-separation-loss grouping into d groups among `restarts` spectral clusterings."""
+    from sklearn.cluster import SpectralClustering
+
+    n = ab.shape[0]
+    if d == 1:
+        return [0] * n
+    if d >= n:
+        return list(range(n))
+    best, best_loss = None, np.inf
+    for r in range(max(1, restarts)):
+        sc = SpectralClustering(n_clusters=d, affinity="precomputed", random_state=seed + r, n_init=10)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "graph is not fully connected" on near-block matrices
+            labels = sc.fit_predict(ab)
+        if len(set(labels.tolist())) != d:
+            continue
+        loss = separation_loss(ab, labels)
+        if loss < best_loss - 1e-12:
+            best, best_loss = labels, loss
+    if best is None:  # every restart collapsed groups: fall back to the largest-affinity-first split
+        best = np.arange(n) % d
+    return canonical(best.tolist())
+
+
+def choose_partition(ab: np.ndarray, cost: float, alpha: float = DEFAULT_ALPHA, max_groups: int | None = None,
+                     restarts: int = DEFAULT_RESTARTS, seed: int = 0) -> Partition:
+    """Group the units of branch affinity `ab` minimising (d-1)·cost + α·L_s over d = 1..max_groups.
+
+    Ties go to the smaller d.
+    """
+    ab = np.asarray(ab, dtype=np.float64)
+    if ab.ndim != 2 or ab.shape[0] != ab.shape[1] or ab.shape[0] == 0:
+        raise ValueError(f"branch affinity must be a non-empty square matrix, got shape {ab.shape}")
+    n = ab.shape[0]
+    top = n if max_groups is None else max(1, min(n, int(max_groups)))
+    part = Partition(labels=[0] * n)
+    best = np.inf
+    for d in range(1, top + 1):
+        labels = spectral_groups(ab, d, restarts, seed)
+        sep = separation_loss(ab, labels)
+        loss = (d - 1) * cost + alpha * sep
+        part.losses[d], part.separation[d] = loss, sep
+        if loss < best - 1e-12:
+            best, part.labels = loss, labels
+    return part
+
+
+# ---------------------------------------------------------------- topology surgery
+
+def units_above(topology: Topology, stage: int, branch: int) -> list[list[str]]:
+    """The task sets of the units above branch `branch` of `stage` (one attribute each at the last stage,
+    else one set per child branch in stage s+1), in unit order."""
+    leaves = topology.leaf_groups()
+    if stage == topology.num_stages - 1:
+        return [[name] for name in leaves[branch]]
+    units = []
+    for child, br in enumerate(topology.stages[stage + 1]):
+        if br.parent == branch:
+            units.append([name for leaf, names in enumerate(leaves)
+                          if topology.ancestry(leaf)[stage + 1] == child for name in names])
+    return units
+
+
+def split_topology(topology: Topology, stage: int, branch: int,
+                   labels: Sequence[int]) -> tuple[Topology, list[list[int]]]:
+    """Split branch `branch` of `stage` into one copy per group of the units above it.
+
+    `labels[u]` is the group of unit u (see `units_above`). Returns the new
+    topology and, per stage, the old branch each new branch copies.
+    """
+    if topology.mix:
+        raise ValueError("FAFS widening does not apply to topologies with cross-stitch units")
+    if not 0 <= stage < topology.num_stages or not 0 <= branch < len(topology.stages[stage]):
+        raise ValueError(f"no branch {branch} at stage {stage}")
+    n_units = len(units_above(topology, stage, branch))
+    labels = canonical(labels)
+    if len(labels) != n_units:
+        raise ValueError(f"{len(labels)} labels for {n_units} units above stage {stage} branch {branch}")
+    d = len(set(labels))
+    shift = d - 1
+
+    def renumber(old: int) -> int:
+        return old + shift if old > branch else old
+
+    stages = [list(st) for st in topology.stages]
+    old_stage = topology.stages[stage]
+    width = old_stage[branch].width
+    stages[stage] = (old_stage[:branch] + [Branch(old_stage[branch].parent, width) for _ in range(d)]
+                     + old_stage[branch + 1:])
+    sources = [list(range(len(st))) for st in topology.stages]
+    sources[stage] = list(range(branch)) + [branch] * d + list(range(branch + 1, len(old_stage)))
+    tasks = dict(topology.tasks)
+    if stage == topology.num_stages - 1:
+        names = topology.leaf_groups()[branch]
+        for name, leaf in topology.tasks.items():
+            tasks[name] = branch + labels[names.index(name)] if leaf == branch else renumber(leaf)
+    else:
+        u = 0
+        above = []
+        for br in topology.stages[stage + 1]:
+            if br.parent == branch:
+                above.append(Branch(branch + labels[u], br.width))
+                u += 1
+            else:
+                above.append(Branch(renumber(br.parent), br.width))
+        stages[stage + 1] = above
+    new = Topology(topology.arch, stages, tasks, list(topology.mix)).validate()
+    return new, sources
+
+
+def copy_branch_weights(old: "MultiTaskNet", new: "MultiTaskNet", sources: list[list[int]]) -> None:
+    """Load `new` with `old`'s weights: new branch j of stage s copies old branch ``sources[s][j]``.
+
+    Every stage tensor is branch-major along dim 0 (grouped conv rows, BN
+    channels, grouped linear ``[B, out, in]``); other tensors are copied as they are.
+    """
+    import torch
+
+    old_state = old.state_dict()
+    counts = old.topology.branch_counts()
+    state = {}
+    for key, target in new.state_dict().items():
+        value = old_state[key]
+        parts = key.split(".")
+        if parts[0] == "stages" and value.dim() >= 1:
+            s = int(parts[1])
+            b = counts[s]
+            idx = torch.tensor(sources[s], dtype=torch.long, device=value.device)
+            value = value.reshape(b, value.shape[0] // b, *value.shape[1:]).index_select(0, idx)
+            value = value.reshape(target.shape)
+        elif value.shape != target.shape:
+            raise ValueError(f"cannot copy {key}: shape {tuple(value.shape)} -> {tuple(target.shape)}")
+        state[key] = value.clone()
+    new.load_state_dict(state, strict=True)
+
+
+def widen_model(model: "MultiTaskNet", stage: int, branch: int, labels: Sequence[int]) -> "MultiTaskNet":
+    """A new model with branch `branch` of `stage` split by `labels`; it computes the same outputs."""
+    from attrnet.models.net import MultiTaskNet
+
+    topology, sources = split_topology(model.topology, stage, branch, labels)
+    params = list(model.parameters())
+    device = params[0].device if params else None
+    new = MultiTaskNet(topology, model.schema).to(device)
+    copy_branch_weights(model, new, sources)
+    new.train(model.training)
+    return new
