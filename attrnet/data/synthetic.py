@@ -37,6 +37,8 @@ def generate(
         raise InputError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     if num < 1:
         raise InputError(f"--num must be at least 1, got {num}")
+    if seed < 0:
+        raise InputError(f"--seed must be non-negative, got {seed}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a folder", out)
@@ -85,4 +87,71 @@ def _split_codes(n: int, fractions: tuple[float, float, float]) -> list[int]:
     return [0 if i < n_train else 1 if i < n_train + n_val else 2 for i in range(n)]
 
 
-_WRITERS = {"celeba": _write_celeba}
+# Field order in the published files: Market's train and test structs differ; Duke's agree.
+MARKET_TEST_ORDER = (
+    "age backpack bag handbag clothes down up hair hat gender upblack upwhite upred uppurple upyellow upgray "
+    "upblue upgreen downblack downwhite downpink downpurple downyellow downgray downblue downgreen downbrown"
+).split()
+MARKET_TRAIN_ORDER = (
+    "age backpack bag handbag downblack downblue downbrown downgray downgreen downpink downpurple downwhite "
+    "downyellow upblack upblue upgreen upgray uppurple upred upwhite upyellow clothes down up hair hat gender"
+).split()
+DUKE_ORDER = (
+    "backpack bag handbag boots gender hat shoes top downblack downwhite downred downgray downblue downgreen "
+    "downbrown upblack upwhite upred uppurple upgray upblue upgreen upbrown"
+).split()
+VIEWS_PER_IDENTITY = 4
+
+
+def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+    import scipy.io
+
+    from attrnet.data import pedestrian, synth_people
+    from attrnet.data.synth_common import encode_jpeg
+    from attrnet.fileio import atomic_path
+
+    rng = np.random.default_rng(seed)
+    n_ids = max(2, -(-num // VIEWS_PER_IDENTITY))
+    sample = synth_people.sample_market if preset == "market" else synth_people.sample_duke
+    people, fields = sample(rng, n_ids)
+    views = [num // n_ids + (j < num % n_ids) for j in range(n_ids)]
+    n_train = n_ids // 2
+    split_ids = {"train": range(0, n_train), "test": range(n_train, n_ids)}
+    pid = [2 * j + 1 if j < n_train else 2 * (j - n_train) + 2 for j in range(n_ids)]
+    jobs: list[tuple[Path, synth_people.Identity]] = []
+    for split, members in split_ids.items():
+        folder = out / pedestrian.SPLIT_DIRS[split]
+        for j in members:
+            for v in range(views[j]):
+                cam = 1 + (j + v) % (6 if preset == "market" else 8)
+                frame = 25 * (j * 10 + v) + 1
+                name = (f"{pid[j]:04d}_c{cam}s1_{frame:06d}_01.jpg" if preset == "market"
+                        else f"{pid[j]:04d}_c{cam}_f{frame:07d}.jpg")
+                jobs.append((folder / name, people[j]))
+    if preset == "market":  # junk (-1) and distractor (0000) boxes, as in the real gallery
+        folder = out / pedestrian.SPLIT_DIRS["test"]
+        strangers = synth_people.sample_market(rng, max(2, num // 50))[0]
+        for k, stranger in enumerate(strangers):
+            jobs.append((folder / f"{'-1' if k % 2 else '0000'}_c{1 + k % 6}s1_{100 * k + 1:06d}_0{1 + k % 3}.jpg", stranger))
+    for folder in {path.parent for path, _ in jobs} | {out / d for d in pedestrian.SPLIT_DIRS.values()}:
+        folder.mkdir(parents=True, exist_ok=True)
+    for i, (path, person) in enumerate(jobs):
+        atomic_write_bytes(path, encode_jpeg(synth_people.render(person, _image_rng(seed, i), height, width)))
+        progress(i + 1, len(jobs))
+
+    def struct(members: range, order: list[str]) -> dict:
+        d = {k: fields[k][list(members)].astype(np.float64).reshape(1, -1) for k in order}
+        d["image_index"] = np.array([f"{pid[j]:04d}" for j in members], dtype=object).reshape(1, -1)
+        return d
+
+    if preset == "market":
+        doc = {"test": struct(split_ids["test"], MARKET_TEST_ORDER), "train": struct(split_ids["train"], MARKET_TRAIN_ORDER)}
+    else:
+        doc = {"train": struct(split_ids["train"], DUKE_ORDER), "test": struct(split_ids["test"], DUKE_ORDER)}
+    with atomic_path(out / pedestrian.mat_name(preset)) as tmp, open(tmp, "wb") as f:
+        scipy.io.savemat(f, {f"{preset}_attribute": doc})
+    groups = synth_people.MARKET_GROUPS if preset == "market" else synth_people.DUKE_GROUPS
+    return groups, len(jobs)
+
+
+_WRITERS = {"celeba": _write_celeba, "market": _write_pedestrians, "duke": _write_pedestrians}
