@@ -1,5 +1,8 @@
 """The torch backend: a checkpoint run in PyTorch, uint8 in, probabilities out.
 
+The checkpoint is folded the way `attrnet export` folds it, so the torch
+backend runs the same graph as the exported files.
+
 On CUDA the model runs in fp16, batches are assembled in pinned host memory
 and copied on a separate stream, so the copy of one batch overlaps the
 compute of the previous one.
@@ -15,6 +18,7 @@ from torch import nn
 
 from attrnet.checkpoint import load_model
 from attrnet.errors import NotAvailableError
+from attrnet.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet, probabilities
 from attrnet.serve.backends import Backend
 
@@ -31,6 +35,18 @@ class UInt8Model(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).to(self.scale.dtype) * self.scale + self.shift
         return probabilities(self.net(x).float(), self.net.schema)
+
+
+def serving_module(net: MultiTaskNet, spec: InputSpec) -> nn.Module:
+    """The folded module `attrnet export` would emit (BatchNorm, branches and heads folded); the model
+    itself behind `UInt8Model` where a topology cannot be folded."""
+    from attrnet.export.fold import fold_model
+
+    try:
+        folded, _ = fold_model(net, spec, mode="flops")
+    except ValueError:
+        return UInt8Model(net, list(spec.mean), list(spec.std)).eval()
+    return folded.eval()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -51,8 +67,7 @@ class TorchBackend(Backend):
         dev = resolve_device(device)
         net, meta = load_model(path, device="cpu")
         super().__init__(path, meta, str(dev))
-        spec = self.input_spec
-        model = UInt8Model(net, list(spec.mean), list(spec.std)).eval()
+        model = serving_module(net, self.input_spec)
         if dev.type == "cuda":
             model = model.half()
         self.module = model.to(dev)
