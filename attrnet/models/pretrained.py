@@ -1,0 +1,124 @@
+"""Pretrained backbone weights (torchvision ResNet-18/50, VGG-16) loaded into any topology.
+
+`source` is a local file (a torchvision state dict saved with `torch.save`,
+read with ``weights_only=True``, or a `.safetensors` file) or a torchvision
+weights enum (`imagenet` for the architecture's default, or a name such as
+``ResNet50_Weights.IMAGENET1K_V2``; torchvision downloads it into its cache
+when the user has network access). The weights are mapped onto a
+single-branch trunk and replicated into every branch of the grouped layers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from attrnet.errors import AttrnetError, InputError
+
+if TYPE_CHECKING:
+    from attrnet.models.net import MultiTaskNet
+
+PRETRAINABLE = ("resnet18", "resnet50", "vgg16")
+_ENUMS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "vgg16": "VGG16_Weights"}
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise InputError("pretrained weights file not found", path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
+        raise InputError(f"cannot read pretrained weights: {exc}", path) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError("pretrained weights must be a state dict of tensors", path)
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _from_enum(arch: str, name: str) -> dict[str, torch.Tensor]:
+    import torchvision.models as tvm
+
+    enum_name, _, member = name.partition(".")
+    if name in ("imagenet", "default", "DEFAULT"):
+        enum_name, member = _ENUMS[arch], "DEFAULT"
+    enum = getattr(tvm, enum_name, None)
+    if enum is None or not hasattr(enum, member or "DEFAULT"):
+        raise InputError(f"unknown torchvision weights {name!r} (e.g. {_ENUMS[arch]}.DEFAULT or a file path)")
+    try:
+        return getattr(enum, member or "DEFAULT").get_state_dict(progress=False)
+    except Exception as exc:  # noqa: BLE001 - download/cache failures are runtime errors
+        raise AttrnetError(f"cannot fetch torchvision weights {name}: {exc} (pass a local file instead)") from None
+
+
+def _resnet_keys(state: dict[str, torch.Tensor], blocks: list[int]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    starts = [1 + sum(blocks[:i]) for i in range(len(blocks))]
+    for key, v in state.items():
+        parts = key.split(".")
+        if parts[0] in ("conv1", "bn1"):
+            out[f"stages.0.{key}"] = v
+        elif parts[0].startswith("layer"):
+            layer, block = int(parts[0][5:]) - 1, int(parts[1])
+            out[f"stages.{starts[layer] + block}." + ".".join(parts[2:])] = v
+    return out
+
+
+def _vgg_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    convs = sorted({int(k.split(".")[1]) for k, v in state.items()
+                    if k.startswith("features.") and k.endswith(".weight") and v.dim() == 4})
+    for s, idx in enumerate(convs):
+        out[f"stages.{s}.conv.weight"] = state[f"features.{idx}.weight"]
+        out[f"stages.{s}.conv.bias"] = state[f"features.{idx}.bias"]
+        bn = f"features.{idx + 1}"
+        if f"{bn}.running_mean" in state:  # vgg16_bn
+            for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                if f"{bn}.{p}" in state:
+                    out[f"stages.{s}.bn.{p}"] = state[f"{bn}.{p}"]
+    for s, idx in ((len(convs), 0), (len(convs) + 1, 3)):
+        if f"classifier.{idx}.weight" in state:
+            out[f"stages.{s}.fc.weight"] = state[f"classifier.{idx}.weight"].unsqueeze(0)
+            out[f"stages.{s}.fc.bias"] = state[f"classifier.{idx}.bias"].unsqueeze(0)
+    return out
+
+
+def trunk_tensors(arch: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A torchvision state dict renamed to attrnet's single-branch trunk keys."""
+    if arch == "resnet18":
+        return _resnet_keys(state, [2, 2, 2, 2])
+    if arch == "resnet50":
+        return _resnet_keys(state, [3, 4, 6, 3])
+    if arch == "vgg16":
+        return _vgg_keys(state)
+    raise InputError(f"no pretrained weights for arch {arch!r} (available for {', '.join(PRETRAINABLE)}; "
+                     "vgg16-thin is initialised from a wide VGG-16 by FAFS --somp-from)")
+
+
+def load_pretrained(model: "MultiTaskNet", source: str) -> int:
+    """Load pretrained backbone weights into every branch of `model`; returns tensors loaded."""
+    from attrnet.models.backbones import backbone
+    from attrnet.models.cross_stitch import replicate_into_columns
+    from attrnet.models.topology import shared
+
+    arch = model.topology.arch
+    if arch not in PRETRAINABLE:
+        trunk_tensors(arch, {})
+    path = Path(source).expanduser()
+    state = _read_state_dict(path) if (path.exists() or path.suffix in (".pth", ".pt", ".safetensors")) \
+        else _from_enum(arch, source)
+    tensors = trunk_tensors(arch, state)
+    if not tensors:
+        raise InputError(f"no {arch} backbone weights found in {source}", source)
+    trunk = shared(arch, backbone(arch).widths, model.schema.names)
+    try:
+        untouched = replicate_into_columns(model, tensors, trunk)
+    except ValueError as exc:
+        raise InputError(f"pretrained weights do not fit {arch}: {exc}", source) from None
+    return len(model.state_dict()) - len(untouched)

@@ -1,0 +1,127 @@
+"""Training configuration: every option of `attrnet train`, with the paper presets."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from attrnet.errors import InputError
+
+OPTIMIZERS = ("adamw", "sgd")
+BEST_METRICS = ("mean_accuracy", "mA", "instance_f1", "val_loss")
+METHOD_OPTION_KEYS = ("somp_from", "alpha", "branch_cost", "max_stall", "max_branches", "affinity",
+                      "columns", "alpha_granularity", "alpha_lr_mult", "column_pretrain_epochs")
+
+# Each paper's setting by name: input size, threshold objective, model-selection metric.
+PRESETS: dict[str, dict[str, Any]] = {
+    # CelebA aligned crops are 178x218 (WxH); the usual headline is mean accuracy.
+    "celeba": {"img_size": (218, 178), "threshold_objective": "accuracy", "best_metric": "mean_accuracy"},
+    # Market-1501 / DukeMTMC attributes: pedestrians at 256x128, judged by label-based mA.
+    "market": {"img_size": (256, 128), "threshold_objective": "balanced", "best_metric": "mA"},
+    "duke": {"img_size": (256, 128), "threshold_objective": "balanced", "best_metric": "mA"},
+}
+
+
+@dataclass
+class TrainConfig:
+    """What `attrnet train` was asked to do (saved as config.json)."""
+
+    data: str
+    out: str
+    arch: str = "tiny"
+    method: str = "shared"
+    weighting: str = "equal"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    img_size: tuple[int, int] = (64, 64)
+    resize: str = "stretch"
+    optimizer: str = "adamw"
+    weight_decay: float | None = None  # adamw 0.01, sgd 5e-4
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    augment: bool = True
+    crop_fraction: float = 0.0625  # random crop after padding by this fraction of each side
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    threshold_objective: str = "accuracy"
+    best_metric: str = "mean_accuracy"
+    pos_weight: str = "none"
+    topology: str | None = None
+    init_from: str | None = None
+    pretrained: str | None = None
+    resume: bool = False
+    val_every: int | None = None
+    val_batches: int = 20
+    awmt_k: int = 100
+    awmt_val_batch: int | None = None
+    log_every: int = 50
+    preset: str | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.img_size = (int(self.img_size[0]), int(self.img_size[1]))
+        self.check()
+
+    def check(self) -> None:
+        """Raise InputError for values no run can use."""
+        from attrnet.methods.weighting import WEIGHTINGS
+        from attrnet.train.losses import POS_WEIGHTS
+        from attrnet.train.thresholds import OBJECTIVES
+
+        def bad(flag: str, value: Any, allowed: Any = None) -> None:
+            extra = f" (choose from {', '.join(allowed)})" if allowed else ""
+            raise InputError(f"{flag}: invalid value {value!r}{extra}")
+
+        if self.weighting not in WEIGHTINGS:
+            bad("--weighting", self.weighting, WEIGHTINGS)
+        if self.optimizer not in OPTIMIZERS:
+            bad("--optimizer", self.optimizer, OPTIMIZERS)
+        if self.pos_weight not in POS_WEIGHTS:
+            bad("--pos-weight", self.pos_weight, POS_WEIGHTS)
+        if self.threshold_objective not in OBJECTIVES:
+            bad("--threshold-objective", self.threshold_objective, OBJECTIVES)
+        if self.best_metric not in BEST_METRICS:
+            bad("--best-metric", self.best_metric, BEST_METRICS)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            bad("--device", self.device, ("auto", "cpu", "cuda"))
+        if self.resize not in ("stretch", "letterbox"):
+            bad("--resize", self.resize, ("stretch", "letterbox"))
+        for name in ("epochs", "batch_size", "awmt_k", "val_batches", "log_every"):
+            if getattr(self, name) < 1:
+                bad("--" + name.replace("_", "-"), getattr(self, name))
+        if self.lr <= 0:
+            bad("--lr", self.lr)
+        if self.workers < 0:
+            bad("--workers", self.workers)
+        if self.val_every is not None and self.val_every < 1:
+            bad("--val-every", self.val_every)
+        if self.warmup_epochs < 0:
+            bad("--warmup-epochs", self.warmup_epochs)
+
+    @property
+    def decay(self) -> float:
+        if self.weight_decay is not None:
+            return self.weight_decay
+        return 0.01 if self.optimizer == "adamw" else 5e-4
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["img_size"] = list(self.img_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def apply_preset(name: str, explicit: dict[str, Any]) -> dict[str, Any]:
+    """Preset values for the options the user did not give explicitly."""
+    try:
+        values = PRESETS[name]
+    except KeyError:
+        raise InputError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+    return {k: v for k, v in values.items() if explicit.get(k) is None}
