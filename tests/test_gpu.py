@@ -1,0 +1,205 @@
+"""GPU fast path (serve/gpu.py). CUDA tests carry the `gpu` marker and skip without CUDA.
+
+On a GPU machine: ``python -m pytest -m gpu`` runs all of them in one command.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attrnet.errors import NotAvailableError
+from attrnet.input_spec import InputSpec
+from attrnet.serve import gpu
+
+CUDA = torch.cuda.is_available()
+
+
+def _branched_net(arch: str = "tiny"):
+    from attrnet.models.backbones import backbone
+    from attrnet.models.net import MultiTaskNet
+    from attrnet.models.topology import Branch, Topology
+    from attrnet.schema import Schema, binary, categorical
+
+    schema = Schema((binary("a"), binary("b"), binary("c"), categorical("d", ["x", "y", "z"])))
+    widths = backbone(arch).widths
+    n = len(widths)
+    stages = [[Branch(0, w)] for w in widths[: n - 2]]
+    stages.append([Branch(0, widths[n - 2]), Branch(0, widths[n - 2])])
+    stages.append([Branch(0, widths[-1]), Branch(0, widths[-1]), Branch(1, widths[-1])])
+    topo = Topology(arch, stages, {"a": 0, "b": 1, "c": 2, "d": 2}).validate(schema.names)
+    torch.manual_seed(0)
+    net = MultiTaskNet(topo, schema)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so folding matters
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def _folded(spec: InputSpec):
+    from attrnet.export.fold import fold_model
+
+    folded, _ = fold_model(_branched_net(), spec, mode="flops")
+    return folded.eval()
+
+
+def _images(n: int, spec: InputSpec, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, spec.height, spec.width, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- runs everywhere
+
+def test_without_cuda_the_fast_path_says_why():
+    if CUDA:
+        pytest.skip("CUDA is present")
+    with pytest.raises(NotAvailableError, match="CUDA"):
+        gpu.CudaGraphRunner(torch.nn.Identity(), [1], "fp16")
+    with pytest.raises(NotAvailableError):
+        gpu.PinnedStager(lambda x: x)
+    assert not gpu.nvjpeg_available()
+
+
+def test_resolve_dtype():
+    assert gpu.resolve_dtype("fp16") is torch.float16
+    assert gpu.resolve_dtype(torch.float32) is torch.float32
+    with pytest.raises(Exception, match="precision"):
+        gpu.resolve_dtype("int4")
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_resize_gpu_matches_cpu_resize(resize):
+    """The tensor resize used after nvjpeg agrees with the CPU pipeline's OpenCV resize (on any device)."""
+    from attrnet.imageio import resize_to_spec
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:90, 0:120]
+    img = np.stack([xx * 2, yy * 2, (xx + yy)], -1).astype(np.uint8)  # smooth: resamplers agree closely
+    img = np.clip(img + rng.integers(0, 3, img.shape), 0, 255).astype(np.uint8)
+    spec = InputSpec(32, 48, resize)
+    want = resize_to_spec(img, spec).astype(np.int16)
+    got = gpu.resize_gpu(torch.from_numpy(img).permute(2, 0, 1), spec).numpy().astype(np.int16)
+    assert got.shape == want.shape == (32, 48, 3)
+    diff = np.abs(got - want)
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 6
+
+
+# ---------------------------------------------------------------- CUDA
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_folded_model_cuda_parity(precision):
+    spec = InputSpec(64, 64)
+    folded = _folded(spec)
+    x = _images(32, spec)
+    with torch.inference_mode():
+        want = folded(torch.from_numpy(x)).numpy()
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        module = gpu.prepare_module(folded, "cuda", gpu.resolve_dtype(precision))
+        with torch.inference_mode():
+            got = module(torch.from_numpy(x).cuda()).cpu().numpy()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+    assert got.dtype == np.float32 and got.shape == want.shape
+    if precision == "fp32":
+        assert np.abs(got - want).max() <= 1e-4
+    else:
+        assert np.abs(got - want).max() <= 1e-2
+        clear = np.abs(want - 0.5) > 0.01  # agreement where the fp32 answer is not a coin toss
+        assert ((got >= 0.5) == (want >= 0.5))[clear].mean() >= 0.995
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graphs_equal_eager(precision):
+    spec = InputSpec(64, 64)
+    dtype = gpu.resolve_dtype(precision)
+    eager = gpu.prepare_module(_folded(spec), "cuda", dtype)
+    runner = gpu.CudaGraphRunner(eager, [1, 4, 8], dtype, image_shape=(64, 64), prepared=True)
+    tol = 1e-5 if precision == "fp32" else 2e-3
+    for n in (1, 3, 8, 11):  # exact size, padded into 4, largest, split 8 + 3
+        x = torch.from_numpy(_images(n, spec, seed=n)).cuda()
+        with torch.inference_mode():
+            want = eager(x)
+        got = runner(x)
+        assert got.shape == want.shape == (n, 6)
+        assert torch.allclose(got, want, atol=tol, rtol=0)
+    first = runner(torch.from_numpy(_images(2, spec, seed=1)).cuda())
+    keep = first.clone()
+    runner(torch.from_numpy(_images(2, spec, seed=2)).cuda())
+    assert torch.equal(first, keep)  # results are not overwritten by later replays
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+def test_pinned_stager_overlaps_and_matches():
+    spec = InputSpec(64, 64)
+    module = gpu.prepare_module(_folded(spec), "cuda", torch.float16)
+    runner = gpu.CudaGraphRunner(module, [8], torch.float16, image_shape=(64, 64), prepared=True)
+    stager = gpu.PinnedStager(runner, depth=2)
+    batches = [_images(8, spec, seed=s) for s in range(4)]
+    waiters = [stager.submit(b) for b in batches[:2]]
+    results = [w() for w in waiters] + [stager.run(b) for b in batches[2:]]
+    for b, r in zip(batches, results):
+        with torch.inference_mode():
+            want = module(torch.from_numpy(b).cuda()).cpu().numpy()
+        assert r.shape == (8, 6) and np.abs(r - want).max() <= 2e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+def test_nvjpeg_decode_matches_cpu_decode(tmp_path: Path):
+    from attrnet.bench.jpegs import write_jpegs
+    from attrnet.imageio import decode_image, resize_to_spec
+
+    assert gpu.nvjpeg_available()
+    paths = write_jpegs(tmp_path, 4, height=120, width=160, distinct=4)
+    blobs = [p.read_bytes() for p in paths]
+    same = InputSpec(120, 160)
+    got = gpu.decode_jpegs_cuda(blobs, same).cpu().numpy().astype(np.int16)
+    want = np.stack([decode_image(p) for p in paths]).astype(np.int16)
+    assert got.shape == want.shape and np.abs(got - want).mean() < 2.0  # IDCT/upsampling differ slightly
+    small = InputSpec(64, 64)
+    got = gpu.decode_jpegs_cuda(blobs, small).cpu().numpy().astype(np.int16)
+    want = np.stack([resize_to_spec(decode_image(p), small) for p in paths]).astype(np.int16)
+    assert got.shape == (4, 64, 64, 3) and np.abs(got - want).mean() < 3.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+def test_cuda_predictor_matches_cpu(tmp_path: Path):
+    from attrnet import Predictor
+    from attrnet.bench.jpegs import write_jpegs
+    from attrnet.checkpoint import model_metadata, save_model
+
+    net = _branched_net()
+    ckpt = tmp_path / "best.safetensors"
+    save_model(ckpt, net, model_metadata(net, InputSpec(64, 64).to_dict()))
+    write_jpegs(tmp_path / "imgs", 10, height=96, width=128, distinct=5)
+    cpu = list(Predictor(ckpt, device="cpu", batch_size=4).predict(tmp_path / "imgs"))
+    cuda = list(Predictor(ckpt, device="cuda", batch_size=4).predict(tmp_path / "imgs"))
+    assert [r.source for r in cpu] == [r.source for r in cuda] and all(r.ok for r in cuda)
+    for a, b in zip(cpu, cuda):
+        assert max(abs(a.probs[c] - b.probs[c]) for c in a.probs) <= 1e-2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+def test_benchmark_on_cuda_runs_torch_fp16(tmp_path: Path):
+    from attrnet.bench.runner import BenchConfig, run_benchmark
+    from attrnet.checkpoint import model_metadata, save_model
+
+    net = _branched_net()
+    ckpt = tmp_path / "best.safetensors"
+    save_model(ckpt, net, model_metadata(net, InputSpec(64, 64).to_dict()))
+    cfg = BenchConfig(backends=["torch"], precisions=["fp16"], batch_sizes=[1, 8], iters=3, warmup=1,
+                      device="cuda", modes=["model-only"])
+    rows = run_benchmark(ckpt, cfg, tmp_path)
+    assert [r.ran for r in rows] == [True, True] and rows[0].device.startswith("cuda")
