@@ -154,4 +154,47 @@ def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) ->
     return groups, len(jobs)
 
 
-_WRITERS = {"celeba": _write_celeba, "market": _write_pedestrians, "duke": _write_pedestrians}
+IMAGES_PER_ITEM = 25
+UNKNOWN_RATE = 0.01  # DeepFashion: share of attribute annotations written as 0 (unknown)
+
+
+def _write_deepfashion(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+    from attrnet.data import deepfashion, synth_garments
+    from attrnet.data.synth_common import encode_jpeg, groups_of
+
+    rng = np.random.default_rng(seed)
+    truth, labels, category = synth_garments.sample_labels(rng, num)
+    names = [s.name for s in synth_garments.SPECS]
+    images = []
+    for i in range(num):
+        kind = synth_garments.CATEGORIES[category[i]][0]
+        images.append(f"img/Synthetic_{kind}_{i // IMAGES_PER_ITEM:05d}/img_{i % IMAGES_PER_ITEM + 1:08d}.jpg")
+    for i, rel in enumerate(images):
+        a = {k: bool(v[i]) for k, v in truth.items()}
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = synth_garments.render(a, bool(category[i]), _image_rng(seed, i), height, width)
+        atomic_write_bytes(path, encode_jpeg(img))
+        progress(i + 1, num)
+    values = np.stack([np.where(labels[n], 1, -1) for n in names], axis=1)
+    values[rng.random(values.shape) < UNKNOWN_RATE] = 0
+    types = {s.name: synth_garments.TYPES[s.group] for s in synth_garments.SPECS}
+    cloth = [f"{len(names)}", "attribute_name  attribute_type"] + [f"{n:<29}{types[n]}" for n in names]
+    atomic_write_text(out / deepfashion.CLOTH_FILE, "\r\n".join(cloth) + "\r\n")
+    rows = [f"{num}", "image_name  attribute_labels"]
+    rows += [f"{rel:<60}" + " ".join(f"{v:>2d}" for v in values[i]) for i, rel in enumerate(images)]
+    atomic_write_text(out / deepfashion.ATTR_FILE, "\r\n".join(rows) + "\r\n")
+    cats = [f"{len(synth_garments.CATEGORIES)}", "category_name  category_type"]
+    cats += [f"{c:<29}{t}" for c, t in synth_garments.CATEGORIES]
+    atomic_write_text(out / "Anno/list_category_cloth.txt", "\r\n".join(cats) + "\r\n")
+    cat_rows = [f"{num}", "image_name  category_label"] + [f"{rel:<60}{category[i] + 1}" for i, rel in enumerate(images)]
+    atomic_write_text(out / "Anno/list_category_img.txt", "\r\n".join(cat_rows) + "\r\n")
+    codes = np.array(_split_codes(num, (0.7, 0.15, 0.15)))[rng.permutation(num)]
+    part = [f"{num}", "image_name  evaluation_status"]
+    part += [f"{rel:<60}{('train', 'val', 'test')[c]}" for rel, c in zip(images, codes)]
+    atomic_write_text(out / deepfashion.PARTITION_FILE, "\r\n".join(part) + "\r\n")
+    return groups_of(synth_garments.SPECS), num
+
+
+_WRITERS = {"celeba": _write_celeba, "market": _write_pedestrians, "duke": _write_pedestrians,
+            "deepfashion": _write_deepfashion}
