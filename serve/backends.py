@@ -44,11 +44,6 @@ class Backend:
     def columns(self) -> list[str]:
         return self.info.columns
 
-    def alloc_batch(self, n: int) -> np.ndarray:
-        """An uninitialised uint8 ``[n, H, W, 3]`` buffer to assemble a batch in (pinned where it helps)."""
-        spec = self.input_spec
-        return np.empty((n, spec.height, spec.width, 3), np.uint8)
-
     def run(self, images: np.ndarray) -> np.ndarray:
         """Probabilities float32 ``[N, C]`` for uint8 RGB images ``[N, H, W, 3]``."""
         return self.submit(images)()

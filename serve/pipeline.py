@@ -225,7 +225,8 @@ class Pipeline:
 
     def _assemble(self, entries: list[tuple[Item, np.ndarray | None, str | None]]) -> Batch:
         rows = [i for i, (_, image, _) in enumerate(entries) if image is not None]
-        buf = self.backend.alloc_batch(len(rows))
+        spec = self.backend.input_spec
+        buf = np.empty((len(rows), spec.height, spec.width, 3), np.uint8)
         for k, i in enumerate(rows):
             buf[k] = entries[i][1]
         return Batch([e[0] for e in entries], [e[2] for e in entries], rows, buf)
