@@ -4,6 +4,7 @@ Torch is not imported unless the model is a `.safetensors` checkpoint.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -109,9 +110,13 @@ def _print_table(results: list[Any], total: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("path", "predicted attributes", show_lines=False)
-    for r in results[:TABLE_ROWS]:
-        table.add_row(r.source, f"[red]error: {r.error}[/red]" if r.error else (", ".join(r.positives()) or "-"))
+    rows = results[:TABLE_ROWS]
+    files = [r.path for r in rows if r.path is not None]
+    base = os.path.dirname(files[0]) if len(files) == 1 else os.path.commonpath(files) if files else ""
+    table = Table("path", "predicted attributes", caption=f"paths under {base}" if base else None)
+    for r in rows:
+        name = os.path.relpath(r.path, base) if base and r.path is not None else r.source
+        table.add_row(name, f"[red]error: {r.error}[/red]" if r.error else (", ".join(r.positives()) or "-"))
     Console(soft_wrap=False).print(table)
     if total > TABLE_ROWS:
         sys.stdout.write(f"... and {total - TABLE_ROWS} more (use --out FILE.csv to keep every row)\n")
