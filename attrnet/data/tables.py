@@ -48,37 +48,45 @@ def parse_int_rows(
 
 
 def _parse_chunk(rests: Sequence[str], ncols: int, allowed: Sequence[int], first_line: int, path: Path) -> np.ndarray:
-    n = len(rests)
     blob = ("\n".join(rests) + "\n").encode("utf-8")
     b = np.frombuffer(blob, np.uint8)
-    newline = b == 10
-    space = newline | (b == 32) | (b == 9) | (b == 13)
-    prev_space = np.concatenate(([True], space[:-1]))
-    next_space = np.concatenate((space[1:], [True]))
-    starts = np.flatnonzero(~space & prev_space)
-    ends = np.flatnonzero(~space & next_space)
-    row_of_byte = np.cumsum(newline) - newline  # row index of every byte
-    rows = row_of_byte[starts]
-    counts = np.bincount(rows, minlength=n)
-    bad = np.flatnonzero(counts != ncols)
-    if bad.size:
-        r = int(bad[0])
+    newlines = np.flatnonzero(b == 10)
+    space = b <= 32  # blank, tab, CR, LF
+    digit = (b >= 48) & (b <= 57)
+    next_digit = np.append(digit[1:], False)
+    prev_space = np.insert(space[:-1], 0, True)
+    sign = ((b == 45) | (b == 43)) & next_digit & prev_space
+    # a well-formed token is one digit with an optional sign: anything else is a bad byte
+    bad = ~space & ~sign & ~(digit & (prev_space | np.insert(sign[:-1], 0, False)) & ~next_digit)
+    positions = np.flatnonzero(digit)
+    counts = np.diff(np.searchsorted(positions, newlines), prepend=0)
+    if bad.any():
+        _raise_bad_token(blob, int(np.flatnonzero(bad)[0]), newlines, allowed, first_line, path)
+    wrong = np.flatnonzero(counts != ncols)
+    if wrong.size:
+        r = int(wrong[0])
         raise InputError(f"expected {ncols} values, found {int(counts[r])}", path, first_line + r)
-    length = ends - starts + 1
-    c0 = b[starts].astype(np.int16)
-    c1 = b[np.minimum(starts + 1, len(b) - 1)].astype(np.int16)
-    digit0 = (c0 >= 48) & (c0 <= 57)
-    digit1 = (c1 >= 48) & (c1 <= 57)
-    one = (length == 1) & digit0
-    signed = (length == 2) & ((c0 == 45) | (c0 == 43)) & digit1
-    value = np.where(one, c0 - 48, np.where(c0 == 45, -(c1 - 48), c1 - 48))
-    ok = (one | signed) & np.isin(value, np.asarray(allowed))
+    value = b[positions].astype(np.int8) - 48
+    value[b[positions - 1] == 45] *= -1  # at position 0, index -1 reads the final newline
+    table = np.zeros(19, bool)
+    table[np.asarray(allowed) + 9] = True
+    ok = table[value.astype(np.int16) + 9]
     if not ok.all():
-        t = int(np.flatnonzero(~ok)[0])
-        token = blob[starts[t]:ends[t] + 1].decode("utf-8", "replace")
-        allowed_text = ", ".join(str(a) for a in allowed)
-        raise InputError(f"unknown value {token!r} (expected one of {allowed_text})", path, first_line + int(rows[t]))
-    return value.astype(np.int8).reshape(n, ncols)
+        _raise_bad_token(blob, int(positions[np.flatnonzero(~ok)[0]]), newlines, allowed, first_line, path)
+    return value.reshape(len(rests), ncols)
+
+
+def _raise_bad_token(blob: bytes, pos: int, newlines: np.ndarray, allowed: Sequence[int], first_line: int, path: Path) -> None:
+    lo = pos
+    while lo > 0 and blob[lo - 1] > 32:
+        lo -= 1
+    hi = pos
+    while hi < len(blob) and blob[hi] > 32:
+        hi += 1
+    row = int(np.searchsorted(newlines, pos))
+    allowed_text = ", ".join(str(a) for a in allowed)
+    token = blob[lo:hi].decode("utf-8", "replace")
+    raise InputError(f"unknown value {token!r} (expected one of {allowed_text})", path, first_line + row)
 
 
 def read_count(lines: Sequence[str], path: Path) -> int:
