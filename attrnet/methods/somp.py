@@ -63,7 +63,7 @@ def somp(signals: np.ndarray, atoms: np.ndarray, k: int) -> list[int]:
         eligible = free & (remaining > _EPS * gdiag) & (norms > 0)
         obj = np.where(eligible, np.sqrt(np.maximum(sq, 0.0)) / np.where(norms > 0, norms, 1.0), -1.0)
         j = int(np.argmax(obj))
-        if obj[j] ** 2 <= _EPS * scale / max(gdiag[j], 1e-300):
+        if obj[j] < 0 or sq[j] <= _EPS * scale:
             break
         lam = 1.0 / np.sqrt(remaining[j])
         dk = lam * (t.T @ t[:, j] - d @ d[j])

@@ -80,28 +80,47 @@ def canonical(labels: Sequence[int]) -> list[int]:
     return [seen.setdefault(int(x), len(seen)) for x in labels]
 
 
-def spectral_groups(ab: np.ndarray, d: int, restarts: int = DEFAULT_RESTARTS, seed: int = 0) -> list[int]:
-    """The lowest-separation-loss grouping into d groups among `restarts` spectral clusterings."""
-    from sklearn.cluster import SpectralClustering
+def spectral_embedding(ab: np.ndarray, components: int, seed: int = 0) -> np.ndarray:
+    """The spectral embedding `SpectralClustering(affinity="precomputed")` clusters: ``[n, components]``."""
+    from sklearn.manifold import spectral_embedding as embed
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "graph is not fully connected" on near-block matrices
+        return embed(ab, n_components=components, drop_first=False, random_state=seed)
+
+
+def kmeans(points: np.ndarray, d: int, seed: int, n_init: int = 10) -> np.ndarray:
+    """Labels of the lowest-inertia of `n_init` k-means++ runs (scipy's kmeans2)."""
+    from scipy.cluster.vq import kmeans2
+
+    best, best_inertia = None, np.inf
+    for i in range(n_init):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "one of the clusters is empty"
+            centres, labels = kmeans2(points, d, minit="++", seed=seed * 1000 + i)
+        inertia = float(((points - centres[labels]) ** 2).sum())
+        if len(set(labels.tolist())) == d and inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return best if best is not None else np.arange(len(points)) % d
+
+
+def spectral_groups(ab: np.ndarray, d: int, restarts: int = DEFAULT_RESTARTS, seed: int = 0,
+                    embedding: np.ndarray | None = None) -> list[int]:
+    """The lowest-separation-loss grouping into d groups among `restarts` spectral clusterings
+    (spectral embedding of the precomputed affinity, then k-means with 10 inits, as
+    `sklearn.cluster.SpectralClustering` does; `embedding` may be computed once for several d)."""
     n = ab.shape[0]
     if d == 1:
         return [0] * n
     if d >= n:
         return list(range(n))
+    maps = (spectral_embedding(ab, d, seed) if embedding is None else embedding)[:, :d]
     best, best_loss = None, np.inf
     for r in range(max(1, restarts)):
-        sc = SpectralClustering(n_clusters=d, affinity="precomputed", random_state=seed + r, n_init=10)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "graph is not fully connected" on near-block matrices
-            labels = sc.fit_predict(ab)
-        if len(set(labels.tolist())) != d:
-            continue
+        labels = kmeans(maps, d, seed + r)
         loss = separation_loss(ab, labels)
         if loss < best_loss - 1e-12:
             best, best_loss = labels, loss
-    if best is None:  # every restart collapsed groups: fall back to the largest-affinity-first split
-        best = np.arange(n) % d
     return canonical(best.tolist())
 
 
@@ -118,8 +137,9 @@ def choose_partition(ab: np.ndarray, cost: float, alpha: float = DEFAULT_ALPHA, 
     top = n if max_groups is None else max(1, min(n, int(max_groups)))
     part = Partition(labels=[0] * n)
     best = np.inf
+    embedding = spectral_embedding(ab, top, seed) if 2 < top < n or (top == 2 and n > 2) else None
     for d in range(1, top + 1):
-        labels = spectral_groups(ab, d, restarts, seed)
+        labels = spectral_groups(ab, d, restarts, seed, embedding)
         sep = separation_loss(ab, labels)
         loss = (d - 1) * cost + alpha * sep
         part.losses[d], part.separation[d] = loss, sep
