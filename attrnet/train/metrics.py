@@ -71,8 +71,9 @@ def label_based(pred: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     tn = (neg & (pred == 0)).sum(0).astype(np.float64)
     tpr = _safe_div(tp, pos.sum(0).astype(np.float64))
     tnr = _safe_div(tn, neg.sum(0).astype(np.float64))
-    with np.errstate(invalid="ignore"):
-        balanced = np.nanmean(np.stack([tpr, tnr]), axis=0) if len(tpr) else tpr
+    both = np.stack([tpr, tnr])
+    defined = np.isfinite(both).sum(0)
+    balanced = np.where(defined > 0, np.nansum(both, 0) / np.maximum(defined, 1), np.nan)
     return {"tpr": tpr, "tnr": tnr, "balanced": balanced}
 
 
