@@ -60,16 +60,19 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _infer_schema(attr_cols: list[str], columns: dict[str, list[str]]) -> Schema:
+def _infer_schema(attr_cols: list[str], columns: dict[str, list[str]], line_nos: list[int], path: Path) -> Schema:
     attrs: list[Attribute] = []
     for name in attr_cols:
-        values = {v for v in columns[name] if v not in MISSING}
-        if values <= {"0", "1"}:
+        values = [v for v in columns[name] if v not in MISSING]
+        distinct = set(values)
+        if distinct <= {"0", "1"}:
             attrs.append(binary(name))
-        elif len(values) < 2:
-            raise InputError(f"column {name!r} is not 1/0/-1 and has fewer than 2 classes; add a {SCHEMA_FILE}")
-        else:
-            attrs.append(categorical(name, sorted(values)))
+            continue
+        if distinct & {"0", "1"} or len(distinct) < 2:
+            k = next(k for k, v in enumerate(columns[name]) if v not in BINARY_VALUES)
+            raise InputError(f"column {name!r}: unknown value {columns[name][k]!r} (expected 1, 0, -1 or empty; "
+                             f"a categorical column needs 2+ class names, or a {SCHEMA_FILE})", path, line_nos[k])
+        attrs.append(categorical(name, sorted(distinct)))
     return Schema(tuple(attrs), "custom")
 
 
@@ -102,14 +105,14 @@ def load(root: Path, allow_outside: bool = False) -> Index:
     if not attr_cols:
         raise InputError("no attribute columns besides path/split", path, 1)
     columns = {h: [r[header.index(h)] for _, r in rows] for h in header}
+    line_nos = [ln for ln, _ in rows]
     schema_path = root / SCHEMA_FILE
     if schema_path.exists():
         schema = _read_schema(schema_path)
         if sorted(schema.names) != sorted(attr_cols):
             raise InputError(f"columns do not match the attributes of {SCHEMA_FILE}", path, 1)
     else:
-        schema = _infer_schema(attr_cols, columns)
-    line_nos = [ln for ln, _ in rows]
+        schema = _infer_schema(attr_cols, columns, line_nos, path)
     labels = np.full((len(rows), schema.num_columns), np.nan, np.float32)
     for attr, sl in zip(schema.attributes, schema.slices):
         values = columns[attr.name]
