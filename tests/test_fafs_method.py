@@ -1,0 +1,95 @@
+"""FAFSMethod hooks: affinity from training steps, widening on a stalled validation loss, state, outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from attrnet.errors import InputError
+from attrnet.methods.fafs import FAFSMethod
+from attrnet.models.net import MultiTaskNet
+from attrnet.models.topology import Topology
+from attrnet.schema import Schema, binary
+
+SCHEMA = Schema(tuple(binary(f"a{i}") for i in range(6)))
+PLANTED = [0, 1, 0, 1, 0, 1]  # a0 a2 a4 | a1 a3 a5
+
+
+def feed(method: FAFSMethod, steps: int, seed: int = 0) -> None:
+    """Per-sample losses driven by one latent difficulty per planted group."""
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        z = torch.rand(32, 2, generator=g)
+        losses = z[:, PLANTED] + 0.02 * torch.rand(32, 6, generator=g)
+        method.after_step(step, losses, torch.ones(32, 6, dtype=torch.bool), torch.zeros(32, 6), torch.zeros(32, 6))
+
+
+def setup(**options) -> tuple[FAFSMethod, MultiTaskNet]:
+    method = FAFSMethod({"max_stall": 2, "branch_cost": 0.05, **options})
+    model = MultiTaskNet(method.initial_topology("tiny", SCHEMA), SCHEMA).eval()
+    return method, model
+
+
+def test_widens_top_down_along_planted_groups_after_stalls(tmp_path, capsys):
+    method, model = setup()
+    method.init_model(model, trainer=None)
+    assert "random init" in capsys.readouterr().err
+    feed(method, 40)
+    a = method.affinity.matrix()
+    assert a[0, 2] > a[0, 1] + 0.2
+    x = torch.randn(2, 3, 32, 32)
+    before = model(x)
+    assert method.after_validation(10, 1.0, model) is None      # new best
+    assert method.after_validation(11, 1.0, model) is None      # stalled 1 step
+    wide = method.after_validation(12, 1.0, model)              # stalled max_stall steps: widen
+    assert wide is not None and wide.topology.leaf_groups() == [["a0", "a2", "a4"], ["a1", "a3", "a5"]]
+    assert torch.allclose(wide(x), before, atol=1e-5)
+    assert method.after_validation(13, 0.5, wide) is None       # improves: no widening
+    step, model = 13, wide
+    while not method.done:
+        step += 2
+        new = method.after_validation(step, 0.5, model)
+        model = new or model
+    assert model.topology.branch_counts() == [2, 2, 2, 2]  # the two groups split all the way down
+    assert [r["stage"] for r in method.rounds] == [3, 2, 1, 0] and all(r["d"] == 2 for r in method.rounds)
+    assert torch.allclose(model(x), before, atol=1e-5)
+
+    other, _ = setup()
+    other.load_state_dict({k: v.clone() for k, v in method.state_dict().items()})
+    np.testing.assert_array_equal(other.affinity.matrix(), method.affinity.matrix())
+    assert other.rounds == method.rounds and other.done and other.next_stage == method.next_stage
+
+    method.finish(model, tmp_path)
+    assert Topology.load(tmp_path / "topology.json").to_dict() == model.topology.to_dict()
+    report = (tmp_path / "fafs_report.txt").read_text()
+    assert "random init" in report and "branch 0: a0, a2, a4" in report and "stage  0 (2 branches" in report
+    doc = json.loads((tmp_path / "fafs.json").read_text())
+    assert doc["groups"] == [["a0", "a2", "a4"], ["a1", "a3", "a5"]] and len(doc["task_affinity"]["matrix"]) == 6
+    assert (tmp_path / "fafs_tree.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_group_wins_when_branches_are_expensive(capsys):
+    method, model = setup(branch_cost=10.0)
+    feed(method, 10)
+    for step in (0, 1, 2):
+        assert method.after_validation(step, 1.0, model) is None
+    assert method.done and method.rounds[0]["d"] == 1
+    assert "d = 1 wins" in capsys.readouterr().err
+    assert method.after_validation(50, 1.0, model) is None
+
+
+def test_max_branches_caps_the_split():
+    method, model = setup(branch_cost=0.0001, max_branches=2)
+    feed(method, 20)
+    wide = method.widen(model, 0)
+    assert wide is not None and wide.topology.branch_counts()[-1] == 2
+
+
+def test_error_mode_and_option_validation():
+    method, _ = setup(affinity="error")
+    assert method.affinity.mode == "error"
+    for bad in ({"affinity": "margin"}, {"alpha": "x"}, {"max_stall": 0}, {"branch_cost": -1}):
+        with pytest.raises(InputError):
+            FAFSMethod(bad)
