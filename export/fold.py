@@ -38,7 +38,7 @@ from attrnet.models.net import MultiTaskNet
 
 ConvMode = Literal["grouped", "parent", "dense"]
 ModeRule = Literal["measure", "flops", "grouped", "dense"]
-MixRule = Literal["flops", "fold", "conv"]
+MixRule = Literal["flops", "fold", "keep"]
 
 
 # ---------------------------------------------------------------- report
@@ -56,9 +56,10 @@ class StageChoice:
 @dataclass
 class MixChoice:
     after_stage: int
-    mode: str  # "fold" (into the next stage) | "conv1x1"
+    mode: str  # "fold" (into the next stage) | "conv1x1" | "matmul"
     fold_extra_flops: int
-    conv_flops: int
+    keep_flops: int  # FLOPs of the kept unit in its chosen form
+    candidates_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,8 +78,9 @@ class FoldReport:
             lines.append(f"stage {s.stage:2d} {s.kind:10s} {s.branches} branch(es): {s.mode}"
                          + (f" ({cand})" if cand else ""))
         for m in self.mixes:
+            cand = "".join(f", {k} {v:.3f} ms" for k, v in m.candidates_ms.items())
             lines.append(f"cross-stitch after stage {m.after_stage}: {m.mode} "
-                         f"(fold adds {m.fold_extra_flops} FLOPs, 1x1 conv costs {m.conv_flops})")
+                         f"(folding adds {m.fold_extra_flops} FLOPs, keeping costs {m.keep_flops}{cand})")
         return "\n".join(lines)
 
 
@@ -172,6 +174,22 @@ class MixConv(nn.Module):
         return F.conv2d(x, self.weight)
 
 
+class MixMatmul(nn.Module):
+    """A cross-stitch unit kept as a per-channel K x K matmul (2*K*K*C FLOPs per position)."""
+
+    def __init__(self, alpha: torch.Tensor, shape: tuple[int, ...]):
+        super().__init__()
+        k, _, c = alpha.shape
+        self.k, self.c, self.shape = k, c, tuple(shape)
+        self.hw = shape[1] * shape[2] if len(shape) == 3 else 1
+        self.weight = nn.Parameter(alpha.permute(2, 0, 1).contiguous(), requires_grad=False)  # [C, K, K]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xb = x.reshape(-1, self.k, self.c, self.hw).transpose(1, 2)  # [N, C, K, HW]
+        y = torch.matmul(self.weight, xb).transpose(1, 2)
+        return y.reshape((-1,) + self.shape)
+
+
 class FoldedNet(nn.Module):
     """uint8 ``[N, H, W, 3]`` RGB -> probabilities ``[N, C]`` (and logits with `with_logits`)."""
 
@@ -207,6 +225,26 @@ class FoldedNet(nn.Module):
             parts.append(torch.sigmoid(piece) if kind == "binary" else torch.softmax(piece, dim=1))
         probs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return (probs, logits) if self.with_logits else probs
+
+
+class UnfoldedNet(nn.Module):
+    """The trained model with the same uint8 input and probability output as FoldedNet (for comparisons)."""
+
+    def __init__(self, model: MultiTaskNet, spec: InputSpec):
+        super().__init__()
+        self.model = model.eval()
+        mean = torch.tensor(spec.mean, dtype=torch.float32).reshape(1, 3, 1, 1)
+        std = torch.tensor(spec.std, dtype=torch.float32).reshape(1, 3, 1, 1)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.kinds = column_runs(model)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+        logits = self.model(x)
+        parts = [torch.sigmoid(logits[:, a:b]) if kind == "binary" else torch.softmax(logits[:, a:b], dim=1)
+                 for kind, a, b in self.kinds]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 # ---------------------------------------------------------------- helpers
@@ -344,6 +382,18 @@ def _mix_conv_weight(alpha: torch.Tensor) -> torch.Tensor:
     return w
 
 
+def _keep_mix(alpha: torch.Tensor, shape: tuple[int, ...], rule: ModeRule,
+              batch: int) -> tuple[nn.Module, str, dict[str, float]]:
+    """A kept cross-stitch unit: per-channel matmul or dense 1x1 conv (timed when measuring)."""
+    ops: dict[str, nn.Module] = {"matmul": MixMatmul(alpha, shape), "conv1x1": MixConv(_mix_conv_weight(alpha))}
+    if rule != "measure":
+        return ops["matmul"], "matmul", {}
+    x = torch.randn(batch, *shape)
+    times = {m: round(_time_ms(op, x), 4) for m, op in ops.items()}
+    m = min(times, key=times.__getitem__)
+    return ops[m], m, times
+
+
 def _apply_mix(blocks: list[Blocks], alpha: torch.Tensor, repeat: int) -> list[Blocks]:
     """Fold y_p = sum_a alpha[p, a] * x_a into weights reading y_p (per input channel)."""
     out = []
@@ -365,7 +415,7 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
     and keeps the fastest; "flops" takes the cheapest in FLOPs; "grouped" or
     "dense" forces that form where it is possible. `mix`: "flops" folds a
     cross-stitch unit when that costs fewer FLOPs than a 1x1 conv; "fold" and
-    "conv" force one (fold needs a conv or fc stage after the unit).
+    "keep" force one (fold needs a conv or fc stage after the unit).
     """
     model = model.eval()
     topo, bspec = model.topology, model.spec
@@ -394,25 +444,26 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
                 op, rec = _fold_residual(stage, kind, parents, n_in, cin, in_shape, out_shape, mode, batch)
                 body.append(op)
             pending = None
-            flops = _count_flops(body[-1], in_shape)
+            flops = count_flops(body[-1], torch.zeros(1, *in_shape))
             stage_choices.append(StageChoice(s, kind, counts[s], rec[0], rec[1], flops))
             unit = mixes.get(s)
             if unit is None:
                 continue
             alpha = _mix_matrix(unit.alpha.detach().float(), unit.k, unit.channels)
-            conv_w = _mix_conv_weight(alpha)
-            conv_flops = 2 * conv_w.numel() * _hw(out_shape)
+            keep, keep_mode, keep_times = _keep_mix(alpha, out_shape, mode, batch)
+            keep_flops = count_flops(keep, torch.zeros(1, *out_shape))
             nxt = bspec.stages[s + 1].kind if s + 1 < len(bspec.stages) else None
             foldable = nxt in ("conv", "fc")
             extra = _fold_extra_flops(model, s, shapes) if foldable else -1
-            use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= conv_flops))
+            use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= keep_flops))
             if mix == "fold" and not foldable:
                 raise ValueError(f"cross-stitch after stage {s} cannot be folded (next stage: {nxt or 'heads'})")
             if use_fold:
                 pending = alpha
             else:
-                body.append(MixConv(conv_w))
-            mix_choices.append(MixChoice(s, "fold" if use_fold else "conv1x1", int(extra), int(conv_flops)))
+                body.append(keep)
+            mix_choices.append(MixChoice(s, "fold" if use_fold else keep_mode, int(extra), int(keep_flops),
+                                         {} if use_fold else keep_times))
         head_w, head_b = _fold_head(model)
     folded = FoldedNet(spec, body, head_w, head_b, column_runs(model), with_logits).eval()
     return folded, FoldReport(stage_choices, mix_choices)
@@ -434,13 +485,13 @@ def _fold_extra_flops(model: MultiTaskNet, s: int, shapes: list[tuple[int, ...]]
     return 2 * b * o * in_features * (k - 1)
 
 
-def _count_flops(module: nn.Module, shape: tuple[int, ...]) -> int:
-    """FLOPs of one image through `module` (torch's flop counter: 2 per multiply-add)."""
+def count_flops(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of `module` on input `x` (torch's flop counter: 2 per multiply-add)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(torch.zeros(1, *shape))
+        module(x)
     return int(counter.get_total_flops())
 
 

@@ -72,7 +72,23 @@ def trace_to_onnx(module: "nn.Module", height: int, width: int, *, half: bool = 
             input_names=[INPUT], output_names=outputs,
             dynamic_axes={name: {0: "N"} for name in [INPUT] + outputs},
         )
-    return onnx.load_from_string(buf.getvalue())
+    return constants_to_initializers(onnx.load_from_string(buf.getvalue()))
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Turn Constant nodes into initializers, so the graph holds only compute nodes."""
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
 
 
 def set_metadata(model: onnx.ModelProto, meta: dict[str, Any]) -> onnx.ModelProto:

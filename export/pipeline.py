@@ -1,0 +1,237 @@
+"""`export_checkpoint`: checkpoint -> folded module -> ONNX (fp32/fp16/int8) -> engine / Triton.
+
+Nothing is written before parity passes: a corrupt checkpoint (InputError)
+or a parity failure (ParityError) leaves no output file behind.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from attrnet.errors import InputError, NotAvailableError
+from attrnet.export import onnx as xonnx
+from attrnet.export import parity, quantize, tensorrt, triton
+from attrnet.export.fold import FoldReport, MixRule, ModeRule, fold_model
+from attrnet.fileio import atomic_path, atomic_write_text
+from attrnet.input_spec import InputSpec
+
+FORMATS = ("onnx", "engine", "triton")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
+
+
+@dataclass
+class ExportOptions:
+    format: str = "onnx"
+    precision: str = "fp32"
+    trt: bool = False  # with format "triton": put a TensorRT plan in the repository
+    data: str | None = None
+    calib: Path | None = None
+    batch: tensorrt.BatchProfile = field(default_factory=lambda: tensorrt.parse_batch(tensorrt.DEFAULT_BATCH))
+    img_size: tuple[int, int] | None = None
+    out: Path | None = None
+    logits: bool = False
+    mode: ModeRule = "measure"
+    mix: MixRule = "flops"
+    parity_images: int = 64
+    calib_images: int = 128
+    instance: str = "gpu"
+    workspace: int = tensorrt.DEFAULT_WORKSPACE
+    timing_cache: Path | None = None
+
+
+def default_output(checkpoint: Path, opts: ExportOptions) -> Path:
+    """best.onnx, best.fp16.onnx, best.int8.onnx, best.<precision>.engine, <run>/triton."""
+    stem, where = checkpoint.stem, checkpoint.parent
+    if opts.format == "triton":
+        return where / "triton"
+    if opts.format == "engine":
+        return where / f"{stem}.{opts.precision}.engine"
+    return where / (f"{stem}.onnx" if opts.precision == "fp32" else f"{stem}.{opts.precision}.onnx")
+
+
+def _validate(opts: ExportOptions) -> None:
+    if opts.format not in FORMATS:
+        raise InputError(f"unknown --format {opts.format!r} (choose from {', '.join(FORMATS)})")
+    if opts.precision not in PRECISIONS:
+        raise InputError(f"unknown --precision {opts.precision!r} (choose from {', '.join(PRECISIONS)})")
+    if opts.precision.startswith("int8") and opts.calib is None and opts.data is None:
+        raise InputError("--precision int8 needs calibration images: --calib DIR or --data SPEC")
+    needs_trt = opts.format == "engine" or (opts.format == "triton" and opts.trt)
+    if opts.precision == "int8-cpu" and needs_trt:
+        raise InputError("int8-cpu is for ONNX Runtime on CPU; use --precision int8 for TensorRT")
+    if needs_trt and not tensorrt.available():
+        raise NotAvailableError(tensorrt.NOT_INSTALLED)
+
+
+def fold_stats(model: Any, folded: Any, spec: InputSpec, report: FoldReport) -> dict[str, Any]:
+    """Ops (ONNX nodes), FLOPs and parameters before and after folding, and the choices."""
+    import torch
+
+    from attrnet.export.fold import count_flops
+
+    ops_before = unfolded_ops(model, spec)
+    ops_after = xonnx.op_counts(xonnx.trace_to_onnx(folded, spec.height, spec.width))
+    return {
+        "ops_before": sum(ops_before.values()) if ops_before else None,
+        "ops_after": sum(ops_after.values()),
+        "ops_after_by_type": ops_after,
+        "flops_before": count_flops(model, torch.zeros(1, 3, spec.height, spec.width)),
+        "flops_after": count_flops(folded, torch.zeros(1, spec.height, spec.width, 3, dtype=torch.uint8)),
+        "params_before": int(sum(p.numel() for p in model.parameters())),
+        "params_after": int(sum(p.numel() for p in folded.parameters())),
+        "choices": report.to_dict(),
+    }
+
+
+def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
+    """ONNX node counts of the trained model exported unfolded (same uint8 input and probs output)."""
+    from attrnet.export.fold import UnfoldedNet
+
+    try:
+        graph = xonnx.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
+    except Exception:  # noqa: BLE001 - the count is informative only
+        return None
+    return xonnx.op_counts(graph)
+
+
+def calibration_images(opts: ExportOptions, spec: InputSpec) -> np.ndarray:
+    if opts.calib is not None:
+        return quantize.load_image_folder(opts.calib, spec, opts.calib_images)
+    images, _ = parity.dataset_images(opts.data, spec, "train", opts.calib_images)
+    return images
+
+
+def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
+                      log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Export `checkpoint` as `opts` say; returns a JSON-able summary (paths, folding, parity)."""
+    from attrnet.checkpoint import load_model
+
+    checkpoint = Path(checkpoint)
+    _validate(opts)
+    model, meta = load_model(checkpoint)
+    spec = InputSpec.from_dict(meta["input"])
+    if opts.img_size is not None:
+        spec = dataclasses.replace(spec, height=opts.img_size[0], width=opts.img_size[1])
+    meta = {**meta, "input": spec.to_dict()}
+    out = Path(opts.out) if opts.out is not None else default_output(checkpoint, opts)
+
+    log(f"folding {checkpoint.name} ({meta.get('arch')}, {model.topology.branch_counts()} branches per stage)")
+    folded, report = fold_model(model, spec, mode=opts.mode, mix=opts.mix, with_logits=opts.logits)
+    stats = fold_stats(model, folded, spec, report)
+    log(report.summary())
+
+    source_sha = xonnx.file_sha256(checkpoint)
+    onnx_meta = xonnx.onnx_metadata(meta, source_sha, export={"precision": opts.precision, "opset": xonnx.OPSET})
+    graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=opts.precision == "fp16")
+    if opts.precision.startswith("int8"):
+        log(f"calibrating int8 ({opts.precision}) on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
+        graph = quantize.quantize(graph, calibration_images(opts, spec), opts.precision)
+    xonnx.set_metadata(graph, onnx_meta)
+    xonnx.check(graph)
+    onnx_bytes = graph.SerializeToString()
+
+    images, labels, source, note = parity.parity_inputs(spec, opts.data, opts.parity_images)
+    if note:
+        log(f"note: {note}")
+    reference = parity.torch_reference(model, spec, images)
+    sess = xonnx.session(graph)
+    runners: dict[str, parity.Runner] = {
+        "folded": lambda x: _run_folded(folded, x),
+        "onnxruntime": lambda x: xonnx.run_probs(sess, x),
+    }
+    thresholds = meta.get("thresholds") or [0.5 if b else None for b in model.schema.binary_columns]
+
+    def check(extra: dict[str, parity.Runner]) -> parity.ParityReport:
+        ref_acc, results = parity.compare(reference, {**runners, **extra}, images, model.schema, thresholds, labels)
+        rep = parity.ParityReport(opts.precision, len(images), source, note, ref_acc, results)
+        log(rep.summary())
+        parity.enforce(rep)
+        return rep
+
+    columns = model.schema.num_columns
+    outputs = ["probs", "logits"] if opts.logits else ["probs"]
+    if opts.format == "onnx":
+        rep = check({})
+        written = [xonnx.save(graph, out)]
+    elif opts.format == "engine" or opts.trt:
+        plan, rep = _engine_with_parity(onnx_bytes, onnx_meta, opts, spec, columns, outputs, out, check)
+        if opts.format == "engine":
+            side = tensorrt.sidecar(onnx_meta, opts.precision, opts.batch, spec.height, spec.width, columns,
+                                    outputs, _sha(onnx_bytes), tensorrt.trt_version())
+            with atomic_path(out) as tmp:
+                tmp.write_bytes(plan)
+            sidecar_path = Path(str(out) + ".json")
+            atomic_write_text(sidecar_path, _json(side))
+            written = [out, sidecar_path]
+        else:
+            written = _write_triton(out, "plan", plan, opts, spec, columns)
+    else:
+        rep = check({})
+        written = _write_triton(out, "onnx", onnx_bytes, opts, spec, columns)
+    for p in written:
+        log(f"wrote {p}")
+    return {
+        "checkpoint": str(checkpoint),
+        "format": opts.format,
+        "precision": opts.precision,
+        "outputs": [str(p) for p in written],
+        "input": spec.to_dict(),
+        "fold": stats,
+        "parity": rep.to_dict(),
+    }
+
+
+def _run_folded(folded: Any, images: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = [folded(torch.from_numpy(images[i:i + 64])) for i in range(0, len(images), 64)]
+    return torch.cat([o[0] if isinstance(o, tuple) else o for o in out]).numpy()
+
+
+def _engine_with_parity(onnx_bytes: bytes, meta: dict[str, Any], opts: ExportOptions, spec: InputSpec,
+                        columns: int, outputs: list[str], out: Path,
+                        check: Callable[[dict[str, parity.Runner]], parity.ParityReport]
+                        ) -> tuple[bytes, parity.ParityReport]:
+    """Build the plan, then check TensorRT's outputs too (through the serving backend)."""
+    from attrnet.serve.backends import open_backend
+
+    cache = opts.timing_cache or out.parent / "trt.timing.cache"
+    plan = tensorrt.build_engine(onnx_bytes, opts.batch, spec.height, spec.width,
+                                 timing_cache=cache, workspace=opts.workspace)
+    side = tensorrt.sidecar(meta, opts.precision, opts.batch, spec.height, spec.width, columns, outputs,
+                            _sha(onnx_bytes), tensorrt.trt_version())
+    with tempfile.TemporaryDirectory(prefix=".attrnet-engine-", dir=out.parent if out.parent.exists() else None) as d:
+        probe = Path(d) / "probe.engine"
+        probe.write_bytes(plan)
+        Path(str(probe) + ".json").write_text(_json(side), encoding="utf-8")
+        backend = open_backend(probe, device="cuda")
+        rep = check({"tensorrt": backend.run})
+        del backend
+    return plan, rep
+
+
+def _write_triton(repo: Path, kind: str, model_bytes: bytes, opts: ExportOptions, spec: InputSpec,
+                  columns: int) -> list[Path]:
+    max_batch = opts.batch.max
+    config = triton.config_text(kind, spec.height, spec.width, columns, max_batch,
+                                [opts.batch.opt, max_batch], logits=opts.logits, instance=opts.instance)
+    return triton.write_repository(repo, kind, model_bytes, config)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
