@@ -486,13 +486,37 @@ def _fold_extra_flops(model: MultiTaskNet, s: int, shapes: list[tuple[int, ...]]
 
 
 def count_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of `module` on input `x` (torch's flop counter: 2 per multiply-add)."""
-    from torch.utils.flop_counter import FlopCounterMode
+    """Multiply-adds x2 of the convs, matmuls and cross-stitch units `module` runs on `x`.
 
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        module(x)
-    return int(counter.get_total_flops())
+    Counted from each op's weight and output size (forward hooks), for the
+    trained and the folded model alike; elementwise ops are not counted.
+    """
+    from attrnet.models.cross_stitch import CrossStitch
+    from attrnet.models.net import MultiHead
+
+    total = 0
+
+    def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
+        nonlocal total
+        hw = out.shape[2] * out.shape[3] if out.dim() == 4 else 1
+        if isinstance(mod, (nn.Conv2d, BranchConv, MixConv)):
+            total += 2 * mod.weight.numel() * hw
+        elif isinstance(mod, (nn.Linear, layers.GroupedLinear, MultiHead)):
+            total += 2 * mod.weight.numel()
+        elif isinstance(mod, CrossStitch):
+            total += 2 * mod.k * mod.k * mod.channels * hw
+        elif isinstance(mod, MixMatmul):
+            total += 2 * mod.weight.numel() * mod.hw
+
+    kinds = (nn.Conv2d, BranchConv, MixConv, nn.Linear, layers.GroupedLinear, MultiHead, CrossStitch, MixMatmul)
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return int(total)
 
 
 def _fold_plain(stage: nn.Module, kind: str, parents: list[int], n_in: int, cin: int,
