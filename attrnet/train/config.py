@@ -43,6 +43,7 @@ class TrainConfig:
     crop_fraction: float = 0.0625  # random crop after padding by this fraction of each side
     seed: int = 0
     workers: int = 2
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
     device: str = "auto"
     amp: bool = True
     compile: bool = False
@@ -96,6 +97,8 @@ class TrainConfig:
             bad("--lr", self.lr)
         if self.workers < 0:
             bad("--workers", self.workers)
+        if self.threads is not None and self.threads < 1:
+            bad("--threads", self.threads)
         if self.val_every is not None and self.val_every < 1:
             bad("--val-every", self.val_every)
         if self.warmup_epochs < 0:

@@ -191,6 +191,8 @@ class Trainer:
 
     def setup(self) -> None:
         cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self._load_data()

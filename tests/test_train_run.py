@@ -1,0 +1,152 @@
+"""Short CPU training runs on synthetic data: the run directory, resume, init, methods, errors."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from attrnet import checkpoint as ckpt
+from attrnet.cli import main
+from attrnet.models.topology import Topology, split
+from attrnet.models.backbones import backbone
+from attrnet.train.config import TrainConfig
+from attrnet.train.trainer import Trainer
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is small and shared
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def celeba(tmp_path_factory):
+    from attrnet.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("celeba")
+    generate("celeba", root, num=120, seed=0, size=(32, 32))
+    return f"celeba:{root}"
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=data, out=str(out), epochs=2, batch_size=16, lr=3e-3, img_size=(32, 32), workers=0,
+                log_every=10**6, warmup_epochs=0.5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_run_directory_and_checkpoint(tmp_path, celeba, capsys):
+    out = tmp_path / "run"
+    summary = Trainer(_cfg(celeba, out)).run()
+    assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
+    for name in ("best.safetensors", "best.json", "last.safetensors", "metrics.jsonl", "weights.jsonl",
+                 "config.json", "topology.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.tmp"))
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert {"val_loss", "mean_accuracy", "mA", "instance_f1", "images_per_s", "per_attribute"} <= set(rows[0])
+    meta = ckpt.read_metadata(out / "best.safetensors")
+    assert meta["input"] == {"height": 32, "width": 32, "resize": "stretch",
+                             "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert len(meta["thresholds"]) == 40 and all(isinstance(t, float) for t in meta["thresholds"])
+    assert meta["method"] == "shared" and meta["weighting"] == "equal" and meta["arch"] == "tiny"
+    assert meta["metrics"]["mean_accuracy"] == rows[summary["best_epoch"] - 1]["mean_accuracy"]
+    assert json.loads((out / "config.json").read_text())["img_size"] == [32, 32]
+    Topology.load(out / "topology.json").validate(meta["schema"]["attributes"] and
+                                                   [a["name"] for a in meta["schema"]["attributes"]])
+    model, _ = ckpt.load_model(out / "best.safetensors")
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 40)
+
+    capsys.readouterr()
+    assert main(["eval", str(out / "best.safetensors"), "--data", celeba, "--split", "val", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"mean_accuracy", "mA", "instance_f1", "per_attribute"} <= set(result)
+    assert result["mean_accuracy"] == pytest.approx(meta["metrics"]["mean_accuracy"])
+    assert result["thresholds"] == meta["thresholds"]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted(tmp_path, celeba):
+    kw = dict(epochs=2, weighting="awmt", awmt_k=2, awmt_val_batch=4)
+    Trainer(_cfg(celeba, tmp_path / "full", **kw)).run()
+
+    cut = Trainer(_cfg(celeba, tmp_path / "cut", **kw))
+    first_epoch = cut.train_epoch
+
+    def train_epoch(epoch):
+        if epoch == 1:
+            raise Killed()
+        return first_epoch(epoch)
+
+    cut.train_epoch = train_epoch
+    with pytest.raises(Killed):
+        cut.run()
+    assert not (tmp_path / "cut" / "topology.json").exists()
+    resumed = Trainer(_cfg(celeba, tmp_path / "cut", resume=True, **kw))
+    resumed.run()
+    assert resumed.weighting.count > 0
+    full, again = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
+    assert full.keys() == again.keys()
+    for key in full:
+        assert torch.equal(full[key], again[key]), key
+    rows = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+
+
+def test_independent_columns_from_groups_file(tmp_path, celeba):
+    groups = celeba.split(":", 1)[1] + "/synth_groups.json"
+    n_groups = len(json.load(open(groups))["groups"])
+    out = tmp_path / "ind"
+    Trainer(_cfg(celeba, out, epochs=1, method="independent", method_options={"columns": groups})).run()
+    topo = Topology.load(out / "topology.json")
+    assert topo.num_leaves == n_groups and topo.branch_counts()[0] == n_groups
+    assert ckpt.read_metadata(out / "best.safetensors")["method"] == "independent"
+
+
+def test_topology_plan_and_init_from(tmp_path, celeba):
+    src = tmp_path / "src"
+    Trainer(_cfg(celeba, src, epochs=1, weighting="dwa")).run()
+    names = [a["name"] for a in ckpt.read_metadata(src / "best.safetensors")["schema"]["attributes"]]
+    plan = split("tiny", backbone("tiny").widths, {"g": names[:20], "h": names[20:]}, 2)
+    plan.save(tmp_path / "plan.json")
+    t = Trainer(_cfg(celeba, tmp_path / "dst", epochs=1, topology=str(tmp_path / "plan.json"),
+                     init_from=str(src / "best.safetensors")))
+    t.setup()
+    source = load_file(src / "best.safetensors")
+    assert t.model.topology.branch_counts() == [1, 1, 2, 2]
+    assert torch.equal(t.model.state_dict()["stages.1.conv.weight"], source["stages.1.conv.weight"])
+    assert torch.equal(t.model.state_dict()["stages.2.conv.weight"], source["stages.2.conv.weight"].repeat(2, 1, 1, 1))
+
+
+def _cli(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def test_bad_input_is_one_clear_line(tmp_path, celeba, capsys):
+    out = str(tmp_path / "x")
+    code, err = _cli(["train", "--data", celeba, "--out", out, "--arch", "alexnet"], capsys)
+    assert code == 2 and len(err) == 1 and "unknown arch 'alexnet'" in err[0]
+    missing = tmp_path / "nope"
+    code, err = _cli(["train", "--data", f"celeba:{missing}", "--out", out], capsys)
+    assert code == 2 and len(err) == 1 and str(missing) in err[0] and "not found" in err[0]
+    code, err = _cli(["train", "--data", celeba, "--out", out, "--method", "magic"], capsys)
+    assert code == 2 and len(err) == 1 and "unknown method 'magic'" in err[0]
+    code, err = _cli(["train", "--data", celeba, "--out", out, "--weighting", "loud"], capsys)
+    assert code == 2 and len(err) == 1 and "--weighting" in err[0]
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    code, err = _cli(["eval", str(bad), "--data", celeba], capsys)
+    assert code == 2 and len(err) == 1 and "corrupt.safetensors" in err[0]
+    code, err = _cli(["train", "--data", celeba, "--out", out, "--init-from", str(bad), "--epochs", "1"], capsys)
+    assert code == 2 and len(err) == 1 and "corrupt.safetensors" in err[0]
+    code, err = _cli(["train", "--data", celeba, "--out", out, "--img-size", "12x"], capsys)
+    assert code == 2 and len(err) == 1 and "--img-size" in err[0]
