@@ -1,0 +1,153 @@
+"""ONNX export: contract (uint8 images, probs, metadata, single file), checker, ORT parity per precision."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from attrnet.checkpoint import read_metadata as read_ckpt_metadata
+from attrnet.export import onnx as xonnx
+from attrnet.export.fold import fold_model
+from attrnet.export.parity import decisions
+from attrnet.export.pipeline import ExportOptions, export_checkpoint
+from attrnet.input_spec import InputSpec
+from attrnet.models.net import MultiTaskNet
+from attrnet.schema import market_schema
+
+from export_helpers import SIZE, images, randomise, reference_probs, save_checkpoint, uneven_tree, write_image_folder
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.safetensors")
+
+
+def _opts(**kw):
+    return ExportOptions(mode="flops", parity_images=24, **kw)
+
+
+def test_fp32_file_follows_the_contract(ckpt, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = export_checkpoint(ckpt, _opts(out=out))
+    assert result["outputs"] == [str(out)]
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == xonnx.OPSET
+    (inp,) = model.graph.input
+    assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [SIZE, SIZE, 3]
+    assert [o.name for o in model.graph.output] == ["probs"]
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    meta = xonnx.read_metadata(model)
+    ckpt_meta = read_ckpt_metadata(ckpt)
+    assert meta["source_sha256"] == xonnx.file_sha256(ckpt)
+    for key in ("schema", "topology", "input", "thresholds", "arch"):
+        assert meta[key] == ckpt_meta[key]
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temp file
+    # dynamic batch, same probabilities as the trained model
+    from attrnet.checkpoint import load_model
+
+    net, _ = load_model(ckpt)
+    sess = xonnx.session(out)
+    for n in (1, 5):
+        imgs = images(n, seed=n)
+        got = sess.run(["probs"], {"images": imgs.numpy()})[0]
+        assert got.shape == (n, 30) and got.dtype == np.float32
+        ref = reference_probs(net, InputSpec(SIZE, SIZE), imgs).numpy()
+        assert np.abs(got - ref).max() < 1e-4
+    fold = result["fold"]
+    assert fold["ops_after"] < fold["ops_before"]
+    assert fold["flops_after"] > 0 and fold["params_after"] > 0
+    assert result["parity"]["runners"][1]["name"] == "onnxruntime"
+    assert result["parity"]["runners"][1]["max_abs"] < 1e-4
+
+
+def test_default_paths_beside_the_checkpoint(ckpt):
+    from attrnet.export.pipeline import default_output
+
+    d = ckpt.parent
+    assert default_output(ckpt, ExportOptions()) == d / "best.onnx"
+    assert default_output(ckpt, ExportOptions(precision="fp16")) == d / "best.fp16.onnx"
+    assert default_output(ckpt, ExportOptions(precision="int8")) == d / "best.int8.onnx"
+    assert default_output(ckpt, ExportOptions(format="engine", precision="fp16")) == d / "best.fp16.engine"
+    assert default_output(ckpt, ExportOptions(format="triton")) == d / "triton"
+
+
+def test_fp16_keeps_uint8_in_and_fp32_out(ckpt, tmp_path):
+    out = tmp_path / "m.fp16.onnx"
+    result = export_checkpoint(ckpt, _opts(out=out, precision="fp16"))
+    model = onnx.load(str(out))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    conv_w = [t for t in model.graph.initializer if t.dims and len(t.dims) == 4]
+    assert conv_w and all(t.data_type == onnx.TensorProto.FLOAT16 for t in conv_w)
+    ort = result["parity"]["runners"][1]
+    assert 0 < ort["max_abs"] <= 1e-2 and ort["agreement"] >= 0.995
+
+
+def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
+    calib = write_image_folder(tmp_path / "calib")
+    out = tmp_path / "m.int8.onnx"
+    result = export_checkpoint(ckpt, _opts(out=out, precision="int8", calib=calib))
+    model = onnx.load(str(out))
+    ops = xonnx.op_counts(model)
+    assert ops.get("QuantizeLinear", 0) > 0 and ops.get("DequantizeLinear", 0) > 0
+    # symmetric activations and weights: every zero point is 0 (int8)
+    inits = {t.name: t for t in model.graph.initializer}
+    zps = [onnx.numpy_helper.to_array(inits[n.input[2]]) for n in model.graph.node
+           if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+    assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
+    assert xonnx.read_metadata(model)["export"]["precision"] == "int8"
+    assert result["parity"]["runners"][1]["agreement"] >= 0.98
+
+
+def test_int8_cpu_uses_uint8_activations(ckpt, tmp_path):
+    calib = write_image_folder(tmp_path / "calib", n=8)
+    out = tmp_path / "m.onnx"
+    export_checkpoint(ckpt, _opts(out=out, precision="int8-cpu", calib=calib))
+    model = onnx.load(str(out))
+    inits = {t.name: t for t in model.graph.initializer}
+    zps = [onnx.numpy_helper.to_array(inits[n.input[2]]).dtype for n in model.graph.node
+           if n.op_type == "QuantizeLinear" and n.input[2] in inits]
+    assert np.dtype(np.uint8) in zps
+
+
+def test_logits_on_request(tmp_path):
+    torch.manual_seed(0)
+    schema = market_schema()
+    model = randomise(MultiTaskNet(uneven_tree(schema), schema))
+    folded, _ = fold_model(model, InputSpec(SIZE, SIZE), mode="flops", with_logits=True)
+    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
+    assert [o.name for o in graph.graph.output] == ["probs", "logits"]
+    probs, logits = xonnx.session(graph).run(None, {"images": images(3).numpy()})
+    assert np.allclose(probs[:, 0], 1 / (1 + np.exp(-logits[:, 0])), atol=1e-6)
+
+
+def test_set_metadata_replaces_and_check_rejects_float_input():
+    torch.manual_seed(0)
+    schema = market_schema()
+    model = randomise(MultiTaskNet(uneven_tree(schema), schema))
+    folded, _ = fold_model(model, InputSpec(SIZE, SIZE), mode="flops")
+    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
+    xonnx.set_metadata(graph, {"a": 1})
+    xonnx.set_metadata(graph, {"a": 2})
+    assert [p.key for p in graph.metadata_props] == ["attrnet"] and xonnx.read_metadata(graph) == {"a": 2}
+    xonnx.check(graph)
+    graph.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    from attrnet.errors import AttrnetError
+
+    with pytest.raises(AttrnetError):
+        xonnx.check(graph)
+
+
+def test_decisions_threshold_and_argmax():
+    schema = market_schema()
+    probs = np.zeros((2, schema.num_columns), np.float32)
+    probs[0, 0] = 0.7
+    age = schema.slices[schema.index("age")]
+    probs[1, age.start + 2] = 0.9
+    thr = [0.8 if b else None for b in schema.binary_columns]
+    dec = decisions(probs, schema, thr)
+    assert dec[0, 0] == 0 and dec[1, schema.index("age")] == 2
