@@ -69,14 +69,14 @@ def _validate(opts: ExportOptions) -> None:
         raise NotAvailableError(tensorrt.NOT_INSTALLED)
 
 
-def fold_stats(model: Any, folded: Any, spec: InputSpec, report: FoldReport) -> dict[str, Any]:
+def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: FoldReport) -> dict[str, Any]:
     """Ops (ONNX nodes), FLOPs and parameters before and after folding, and the choices."""
     import torch
 
     from attrnet.export.fold import count_flops
 
     ops_before = unfolded_ops(model, spec)
-    ops_after = xonnx.op_counts(xonnx.trace_to_onnx(folded, spec.height, spec.width))
+    ops_after = xonnx.op_counts(graph)
     return {
         "ops_before": sum(ops_before.values()) if ops_before else None,
         "ops_after": sum(ops_after.values()),
@@ -123,12 +123,13 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
 
     log(f"folding {checkpoint.name} ({meta.get('arch')}, {model.topology.branch_counts()} branches per stage)")
     folded, report = fold_model(model, spec, mode=opts.mode, mix=opts.mix, with_logits=opts.logits)
-    stats = fold_stats(model, folded, spec, report)
     log(report.summary())
+    fp32_graph = xonnx.trace_to_onnx(folded, spec.height, spec.width)
+    stats = fold_stats(model, folded, fp32_graph, spec, report)
 
     source_sha = xonnx.file_sha256(checkpoint)
     onnx_meta = xonnx.onnx_metadata(meta, source_sha, export={"precision": opts.precision, "opset": xonnx.OPSET})
-    graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=opts.precision == "fp16")
+    graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True) if opts.precision == "fp16" else fp32_graph
     if opts.precision.startswith("int8"):
         log(f"calibrating int8 ({opts.precision}) on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
         graph = quantize.quantize(graph, calibration_images(opts, spec), opts.precision)

@@ -1,0 +1,108 @@
+"""`attrnet export`: outputs, JSON summary, Triton repository, clean failures with no file left behind."""
+import json
+
+import pytest
+
+from attrnet.cli import main
+from attrnet.export import tensorrt as xtrt
+
+from export_helpers import save_checkpoint, write_image_folder
+
+
+@pytest.fixture()
+def ckpt(tmp_path):
+    return save_checkpoint(tmp_path / "run" / "best.safetensors")
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+def test_export_writes_best_onnx_and_prints_json(ckpt, capsys):
+    assert main(["export", str(ckpt), "--fold-mode", "flops", "--parity-images", "16", "--json"]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["outputs"] == [str(ckpt.parent / "best.onnx")]
+    assert (ckpt.parent / "best.onnx").is_file()
+    assert doc["parity"]["source"] == "generated" and "generated" in doc["parity"]["note"]
+    stages = doc["fold"]["choices"]["stages"]
+    assert [s["branches"] for s in stages] == [2, 3, 4, 5]
+    assert "folding best.safetensors" in cap.err and "parity on 16 images" in cap.err
+
+
+def test_triton_repository(ckpt, tmp_path, capsys):
+    repo = tmp_path / "repo"
+    args = ["export", str(ckpt), "--format", "triton", "--out", str(repo), "--batch", "1:8:32",
+            "--fold-mode", "flops", "--parity-images", "8", "--instance", "cpu"]
+    assert main(args) == 0
+    assert _files(repo) == ["config.pbtxt", "model.onnx"]
+    text = (repo / "attrnet" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in text and "max_batch_size: 32" in text
+    assert "dims: [ 32, 32, 3 ]" in text and "TYPE_UINT8" in text and "dims: [ 30 ]" in text
+    assert "preferred_batch_size: [ 8, 32 ]" in text and "kind: KIND_CPU" in text
+    assert (repo / "attrnet" / "1" / "model.onnx").stat().st_size > 1000
+
+
+def test_corrupt_checkpoint_is_one_line_exit_2_and_no_file(tmp_path, capsys):
+    bad = tmp_path / "best.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    assert main(["export", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0]
+    assert _files(tmp_path) == ["best.safetensors"]
+
+
+def test_forced_parity_mismatch_fails_and_writes_nothing(ckpt, monkeypatch, capsys):
+    import torch
+
+    from attrnet.export import pipeline
+
+    real = pipeline.fold_model
+
+    def broken(*args, **kwargs):
+        folded, report = real(*args, **kwargs)
+        with torch.no_grad():
+            folded.head.bias.add_(0.05)
+        return folded, report
+
+    monkeypatch.setattr(pipeline, "fold_model", broken)
+    before = _files(ckpt.parent)
+    assert main(["export", str(ckpt), "--fold-mode", "flops", "--parity-images", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "attrnet: error: folded (fp32) differs from the trained model" in err and "no file written" in err
+    assert _files(ckpt.parent) == before
+
+
+def test_int8_without_calibration_images_is_an_input_error(ckpt, capsys):
+    assert main(["export", str(ckpt), "--precision", "int8"]) == 2
+    assert "--calib DIR or --data SPEC" in capsys.readouterr().err
+
+
+def test_bad_batch_and_size_are_input_errors(ckpt, capsys):
+    assert main(["export", str(ckpt), "--batch", "8:4:16"]) == 2
+    assert main(["export", str(ckpt), "--img-size", "abc"]) == 2
+
+
+@pytest.mark.skipif(xtrt.available(), reason="TensorRT is installed here")
+def test_engine_without_tensorrt_says_how_to_get_it(ckpt, capsys):
+    assert main(["export", str(ckpt), "--trt", "--precision", "fp16"]) == 1
+    assert "TensorRT is not installed" in capsys.readouterr().err
+    assert not list(ckpt.parent.glob("*.engine*"))
+
+
+def test_img_size_override_and_data_splits_for_parity_and_calibration(tmp_path, capsys):
+    from attrnet.data.synthetic import generate
+
+    data = tmp_path / "market"
+    generate("market", data, num=40, seed=1, size=(32, 32))
+    ckpt = save_checkpoint(tmp_path / "best.safetensors", size=32)
+    out = tmp_path / "m.onnx"
+    args = ["export", str(ckpt), "--img-size", "40x32", "--data", f"market:{data}", "--out", str(out),
+            "--precision", "int8", "--fold-mode", "flops", "--parity-images", "16", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["input"]["height"] == 40 and doc["input"]["width"] == 32
+    assert doc["parity"]["source"].startswith(f"data:market:{data}")
+    assert doc["parity"]["reference_accuracy"] is not None
+    assert all(r["accuracy"] is not None for r in doc["parity"]["runners"])
+    assert doc["precision"] == "int8" and out.is_file()  # calibrated on the train split of --data
