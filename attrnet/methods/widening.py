@@ -89,19 +89,35 @@ def spectral_embedding(ab: np.ndarray, components: int, seed: int = 0) -> np.nda
         return embed(ab, n_components=components, drop_first=False, random_state=seed)
 
 
-def kmeans(points: np.ndarray, d: int, seed: int, n_init: int = 10) -> np.ndarray:
-    """Labels of the lowest-inertia of `n_init` k-means++ runs (scipy's kmeans2)."""
-    from scipy.cluster.vq import kmeans2
-
-    best, best_inertia = None, np.inf
-    for i in range(n_init):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "one of the clusters is empty"
-            centres, labels = kmeans2(points, d, minit="++", seed=seed * 1000 + i)
-        inertia = float(((points - centres[labels]) ** 2).sum())
-        if len(set(labels.tolist())) == d and inertia < best_inertia:
+def kmeans(points: np.ndarray, d: int, seed: int, n_init: int = 10, max_iter: int = 100) -> np.ndarray:
+    """Labels of the lowest-inertia of `n_init` k-means++ / Lloyd runs (vectorised numpy; the
+    points are a few dozen branches, where library k-means is dominated by call overhead)."""
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    best, best_inertia = np.arange(n) % d, np.inf
+    for _ in range(n_init):
+        centres = [points[rng.integers(n)]]
+        d2 = ((points - centres[0]) ** 2).sum(1)
+        for _ in range(1, d):
+            total = d2.sum()
+            pick = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
+            centres.append(points[pick])
+            d2 = np.minimum(d2, ((points - points[pick]) ** 2).sum(1))
+        c = np.array(centres)
+        for _ in range(max_iter):
+            dist = ((points[:, None, :] - c[None]) ** 2).sum(-1)
+            labels = dist.argmin(1)
+            counts = np.bincount(labels, minlength=d)
+            sums = np.zeros_like(c)
+            np.add.at(sums, labels, points)
+            new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
+            if np.allclose(new, c):
+                break
+            c = new
+        inertia = float(dist.min(1).sum())
+        if len(np.unique(labels)) == d and inertia < best_inertia:
             best, best_inertia = labels, inertia
-    return best if best is not None else np.arange(len(points)) % d
+    return best
 
 
 def spectral_groups(ab: np.ndarray, d: int, restarts: int = DEFAULT_RESTARTS, seed: int = 0,
