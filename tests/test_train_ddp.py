@@ -1,0 +1,78 @@
+"""DDP under torchrun: 2 gloo processes on CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch.distributed as dist
+
+WORKER = r'''
+import hashlib, json, os, sys
+import torch
+torch.set_num_threads(1)
+from attrnet.methods.base import Method
+import attrnet.train.trainer as trainer_module
+from attrnet.train.config import TrainConfig
+
+rank = int(os.environ["RANK"])
+data, out, log = sys.argv[1], sys.argv[2], sys.argv[3]
+if rank != 0:
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"rank {rank} wrote {args}")
+    os.replace = refuse  # every attrnet write ends in os.replace
+
+class Probe(Method):
+    """Records a digest of the weights after every optimiser step."""
+    def init_model(self, model, trainer):
+        self.trainer, self.digests = trainer, []
+    def after_step(self, step, losses, mask, logits, labels):
+        h = hashlib.sha1()
+        for p in self.trainer.model.parameters():
+            h.update(p.detach().cpu().numpy().tobytes())
+        self.digests.append(h.hexdigest())
+
+probe = Probe()
+trainer_module.make_method = lambda name, options=None: probe
+cfg = TrainConfig(data=data, out=out, epochs=3, batch_size=8, lr=3e-3, img_size=(32, 32), workers=0,
+                  log_every=1000, weighting="uncertainty", warmup_epochs=0)
+t = trainer_module.Trainer(cfg)
+orders = {}
+train_epoch = t.train_epoch
+def recording_epoch(epoch):
+    t.train_sampler.epoch = epoch
+    orders[epoch] = list(iter(t.train_sampler))
+    return train_epoch(epoch)
+t.train_epoch = recording_epoch
+t.run()
+with open(os.path.join(log, f"rank{rank}.json"), "w") as f:
+    json.dump({"digests": probe.digests, "orders": orders, "log_var": t.weighting.log_var.tolist()}, f)
+'''
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo needed")
+def test_ddp_two_gloo_processes(tmp_path):
+    from attrnet.data.synthetic import generate
+
+    generate("celeba", tmp_path / "data", num=100, seed=0, size=(32, 32))
+    (tmp_path / "worker.py").write_text(WORKER)
+    out, log = tmp_path / "run", tmp_path / "log"
+    log.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp_path / "worker.py"), f"celeba:{tmp_path / 'data'}", str(out), str(log)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((log / f"rank{r}.json").read_text()) for r in (0, 1))
+    # identical weights after every step (and they do change)
+    assert len(r0["digests"]) == 15 and r0["digests"] == r1["digests"]
+    assert len(set(r0["digests"])) == 15
+    assert r0["log_var"] == r1["log_var"]
+    # each rank sees a distinct half of the 80 training images every epoch
+    for epoch in r0["orders"]:
+        a, b = set(r0["orders"][epoch]), set(r1["orders"][epoch])
+        assert not a & b and len(a | b) == 80
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert (out / "best.safetensors").is_file() and (out / "last.safetensors").is_file()
+    assert "2 processes" in proc.stderr
