@@ -12,14 +12,15 @@ import pytest
 from attrnet.errors import InputError, NotAvailableError
 from attrnet.serve.backends import backend_for_suffix, open_backend, ort_providers, read_sidecar
 from attrnet.serve.metadata import model_info
+from attrnet.weights import default_checkpoint, default_onnx
 from serve_helpers import make_model_files, random_images
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_model_files(tmp_path_factory.mktemp("model"))
+def files():
+    return default_checkpoint(), default_onnx()  # the shipped model: 40 columns, 64x64 input
 
 
 @pytest.mark.parametrize("name,kind", [("a.safetensors", "torch"), ("a.onnx", "onnxruntime"),
@@ -40,7 +41,7 @@ def test_torch_and_onnxruntime_agree(files):
     torch_b, ort_b = open_backend(st, device="cpu"), open_backend(onnx_path, device="cpu")
     assert (torch_b.name, ort_b.name) == ("torch", "onnxruntime")
     assert torch_b.columns == ort_b.columns and len(ort_b.columns) == 40
-    x = np.stack([np.ascontiguousarray(i[:32, :32]) for i in random_images(6)])
+    x = np.stack(random_images(6, 64, 64))
     p_t, p_o = torch_b.run(x), ort_b.run(x)
     assert p_o.dtype == np.float32 and p_o.shape == (6, 40)
     np.testing.assert_allclose(p_t, p_o, atol=1e-5)
@@ -50,11 +51,11 @@ def test_torch_and_onnxruntime_agree(files):
 
 def test_bad_batches_are_refused(files):
     b = open_backend(files[1], device="cpu")
-    assert b.run(np.zeros((0, 32, 32, 3), np.uint8)).shape == (0, 40)
-    with pytest.raises(InputError, match=r"uint8 \[N, 32, 32, 3\]"):
-        b.run(np.zeros((1, 32, 32, 3), np.float32))
-    with pytest.raises(InputError, match=r"uint8 \[N, 32, 32, 3\]"):
-        b.run(np.zeros((1, 64, 64, 3), np.uint8))
+    assert b.run(np.zeros((0, 64, 64, 3), np.uint8)).shape == (0, 40)
+    with pytest.raises(InputError, match=r"uint8 \[N, 64, 64, 3\]"):
+        b.run(np.zeros((1, 64, 64, 3), np.float32))
+    with pytest.raises(InputError, match=r"uint8 \[N, 64, 64, 3\]"):
+        b.run(np.zeros((1, 32, 32, 3), np.uint8))
 
 
 def test_onnx_without_attrnet_metadata_is_rejected(files, tmp_path):
@@ -77,7 +78,7 @@ def test_loading_onnx_does_not_import_torch(files):
         "import sys, numpy as np\n"
         "from attrnet.serve.backends import open_backend\n"
         f"b = open_backend({str(files[1])!r})\n"
-        "p = b.run(np.zeros((2, 32, 32, 3), np.uint8))\n"
+        "p = b.run(np.zeros((2, 64, 64, 3), np.uint8))\n"
         "assert p.shape == (2, 40), p.shape\n"
         "print('torch' in sys.modules)\n"
     )
@@ -108,6 +109,26 @@ def test_categorical_labels_are_class_names():
     rows = info.labels(probs)
     assert rows[0]["backpack"] == 0 and rows[1]["backpack"] == 1
     assert rows[0]["age"] == "adult" and rows[1]["age"] == "old"
+
+
+def test_categorical_model_end_to_end(tmp_path):
+    from attrnet.serve.predictor import Predictor
+    from attrnet.serve.sinks import Sink
+
+    st, onnx_path = make_model_files(tmp_path, "market")
+    images = random_images(5, 40, 30)
+    torch_rows = list(Predictor(st, device="cpu", workers=1).predict(images))
+    pred = Predictor(onnx_path, workers=1)
+    rows = list(pred.predict(images))
+    assert [r.labels for r in rows] == [r.labels for r in torch_rows]
+    assert {r.labels["age"] for r in rows} <= {"young", "teenager", "adult", "old"}
+    for r in rows:  # softmax within each categorical group
+        assert sum(v for k, v in r.probs.items() if k.startswith("upcolor=")) == pytest.approx(1, abs=1e-5)
+    with Sink(tmp_path / "p.csv", pred.columns, pred.attributes) as sink:
+        sink.write_all(rows)
+    header, first = (tmp_path / "p.csv").read_text().splitlines()[:2]
+    assert "age=young" in header.split(",") and header.endswith("label:upcolor,label:downcolor")
+    assert first.split(",")[-3] == rows[0].labels["age"]
 
 
 def test_bad_metadata_is_an_input_error():

@@ -9,12 +9,13 @@ import sys
 import pytest
 
 from attrnet.cli import main
-from serve_helpers import make_model_files, write_jpegs
+from attrnet.weights import default_onnx
+from serve_helpers import write_jpegs
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return make_model_files(tmp_path_factory.mktemp("model"))[1]
+def model():
+    return default_onnx()
 
 
 @pytest.fixture()

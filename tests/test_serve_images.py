@@ -9,13 +9,11 @@ from attrnet.input_spec import InputSpec
 from attrnet.serve.pipeline import load_item
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import Item
-from serve_helpers import make_model_files
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    _, onnx_path = make_model_files(tmp_path_factory.mktemp("model"))
-    return Predictor(onnx_path, batch_size=4, workers=2, threads=1)
+def predictor():
+    return Predictor(batch_size=4, workers=2, threads=1)  # the shipped default model (ONNX)
 
 
 def _gradient(h: int = 48, w: int = 32) -> np.ndarray:

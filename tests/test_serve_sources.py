@@ -11,13 +11,12 @@ from PIL import Image
 from attrnet.errors import InputError
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import iter_items
-from serve_helpers import make_model_files, random_images, write_jpegs
+from serve_helpers import random_images, write_jpegs
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    _, onnx_path = make_model_files(tmp_path_factory.mktemp("model"))
-    return Predictor(onnx_path, batch_size=4, workers=2, threads=1)
+def predictor():
+    return Predictor(batch_size=4, workers=2, threads=1)  # the shipped default model (ONNX)
 
 
 def _names(source, **kw):
