@@ -91,9 +91,47 @@ class CrossStitchMethod(Method):
         ]
 
     def init_model(self, model: "MultiTaskNet", trainer: Any) -> None:
+        """Alphas to their initial values, after per-column pretraining when asked for."""
         from attrnet.models.cross_stitch import reset_alphas
 
+        if self.pretrain_epochs:
+            self.pretrain_columns(model, trainer)
         reset_alphas(model, self.alpha_same)
+
+    def pretrain_columns(self, model: "MultiTaskNet", trainer: Any) -> None:
+        """Train each column on its own group: units set to the identity and frozen meanwhile.
+
+        Uses the trainer's training split, input spec, batch size, learning
+        rate, augmentation and device.
+        """
+        from attrnet.methods.column_training import train_columns
+        from attrnet.models.cross_stitch import reset_alphas
+        from attrnet.train.data import EpochSampler, TrainView, make_loader, normalise
+
+        cfg = trainer.config
+        view = TrainView(trainer.train_set, cfg.seed + 1, cfg.augment, cfg.crop_fraction)
+        sampler = EpochSampler(len(view), cfg.seed + 1)
+        drop_last = len(view) > cfg.batch_size
+
+        def batches():
+            loader = make_loader(view, cfg.batch_size, sampler, cfg.workers, drop_last=drop_last)
+            for x, y in loader:
+                if x.shape[0] > 1:  # BatchNorm needs two samples
+                    yield normalise(x.to(trainer.device), trainer.spec), y
+            view.epoch += 1
+            sampler.epoch += 1
+
+        alphas = model.alpha_parameters()
+        reset_alphas(model, 1.0)
+        for a in alphas:
+            a.requires_grad_(False)
+        try:
+            trainer.log(f"pretraining {model.topology.num_leaves} columns on their own groups "
+                        f"for {self.pretrain_epochs} epoch(s)")
+            train_columns(model, batches, self.pretrain_epochs, cfg.lr, trainer.device, trainer.log)
+        finally:
+            for a in alphas:
+                a.requires_grad_(True)
 
     # ------------------------------------------------------------ outputs
     def column_names(self, model: "MultiTaskNet") -> list[str]:

@@ -120,7 +120,8 @@ def _standardise(train_x: torch.Tensor, test_x: torch.Tensor) -> tuple[torch.Ten
 
 
 def _lbfgs(params: list[torch.Tensor], objective: Callable[[], torch.Tensor], iters: int) -> None:
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+    """Full-batch L-BFGS on one thread (the problems are small; threads only add overhead)."""
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=10, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -128,7 +129,12 @@ def _lbfgs(params: list[torch.Tensor], objective: Callable[[], torch.Tensor], it
         loss.backward()
         return loss
 
-    opt.step(closure)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opt.step(closure)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def binary_readout_losses(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
