@@ -195,3 +195,20 @@ def test_short_run_learns_beyond_the_majority_baseline(tmp_path):
     majority = compute_metrics(np.tile(prior, (len(test), 1)), test.labels, index.schema)["mean_accuracy"]
     result = evaluate(out / "best.safetensors", data, "test")
     assert result["mean_accuracy"] > majority + 0.12, (result["mean_accuracy"], majority)
+
+
+def test_eval_of_exported_onnx_matches_the_checkpoint(tmp_path, celeba, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "run"
+    Trainer(_cfg(celeba, out, epochs=1)).run()
+    assert main(["export", str(out / "best.safetensors")]) == 0
+    assert (out / "best.onnx").is_file()
+    capsys.readouterr()
+    results = []
+    for model in ("best.safetensors", "best.onnx"):
+        assert main(["eval", str(out / model), "--data", celeba, "--split", "test", "--json"]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    a, b = results
+    assert a["thresholds"] == b["thresholds"] and a["num_samples"] == b["num_samples"] == 12
+    for key in ("mean_accuracy", "mA", "instance_f1"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6)
