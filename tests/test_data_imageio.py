@@ -70,10 +70,10 @@ def test_reduced_decode_for_large_jpeg():
 
 
 def test_decompression_bomb_is_refused_from_the_header():
-    data = _encode(Image.new("L", (3000, 3000)), "PNG")
+    data = _encode(Image.new("L", (1200, 1000)), "PNG")
     with pytest.raises(InputError, match="too large"):
         decode_image(data, max_pixels=1_000_000)
-    assert decode_image(data, max_pixels=10_000_000).shape == (3000, 3000, 3)
+    assert decode_image(data, max_pixels=1_200_000).shape == (1000, 1200, 3)
 
 
 @pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"not an image at all", "not a readable image")])
