@@ -32,6 +32,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from attrnet.errors import InputError
 from attrnet.input_spec import InputSpec
 from attrnet.models import layers
 from attrnet.models.net import MultiTaskNet
@@ -414,7 +415,8 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
     `mode`: "measure" times every form of each branched stage (batch `batch`)
     and keeps the fastest; "flops" takes the cheapest in FLOPs; "grouped" or
     "dense" forces that form where it is possible. `mix`: "flops" folds a
-    cross-stitch unit when that costs fewer FLOPs than a 1x1 conv; "fold" and
+    cross-stitch unit when that adds fewer FLOPs than keeping it costs (kept
+    as a per-channel matmul or a 1x1 conv, timed when measuring); "fold" and
     "keep" force one (fold needs a conv or fc stage after the unit).
     """
     model = model.eval()
@@ -439,8 +441,6 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
                                                      pending, mode, batch)
                 body.append(ConvStage(op, pool, flatten))
             else:
-                if pending is not None:
-                    raise ValueError("cannot fold a cross-stitch unit into a residual stage")
                 op, rec = _fold_residual(stage, kind, parents, n_in, cin, in_shape, out_shape, mode, batch)
                 body.append(op)
             pending = None
@@ -457,7 +457,8 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
             extra = _fold_extra_flops(model, s, shapes) if foldable else -1
             use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= keep_flops))
             if mix == "fold" and not foldable:
-                raise ValueError(f"cross-stitch after stage {s} cannot be folded (next stage: {nxt or 'heads'})")
+                raise InputError(f"--mix fold: the cross-stitch unit after stage {s} cannot be folded "
+                                 f"(next: {nxt or 'heads'}); use --mix flops or keep")
             if use_fold:
                 pending = alpha
             else:

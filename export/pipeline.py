@@ -78,7 +78,7 @@ def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: Fol
     ops_before = unfolded_ops(model, spec)
     ops_after = xonnx.op_counts(graph)
     return {
-        "ops_before": sum(ops_before.values()) if ops_before else None,
+        "ops_before": sum(ops_before.values()) if ops_before else None,  # None: does not export unfolded
         "ops_after": sum(ops_after.values()),
         "ops_after_by_type": ops_after,
         "flops_before": count_flops(model, torch.zeros(1, 3, spec.height, spec.width)),

@@ -135,3 +135,13 @@ def test_uint8_nhwc_input_and_logits_output():
     for sl, attr in zip(MARKET.slices, MARKET.attributes):
         if attr.kind == "categorical":
             assert torch.allclose(probs[:, sl].sum(1), torch.ones(4), atol=1e-5)
+
+
+def test_mix_after_the_last_stage_is_kept_and_cannot_be_forced_to_fold():
+    from attrnet.errors import InputError
+
+    topo = cross_stitch("tiny", backbone("tiny").widths, GROUPS, mix_after=[2, 3])
+    _check(topo, mode="flops", mix="flops")
+    torch.manual_seed(0)
+    with pytest.raises(InputError, match="cannot be folded"):
+        fold_model(MultiTaskNet(topo, MARKET), SPEC, mode="flops", mix="fold")

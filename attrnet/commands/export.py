@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
             print_json(result)
             return
         f = result["fold"]
-        info(f"ops (ONNX nodes) {f['ops_before']} -> {f['ops_after']}; "
+        before = f["ops_before"] if f["ops_before"] is not None else "n/a (the trained model does not export as is)"
+        info(f"ops (ONNX nodes) {before} -> {f['ops_after']}; "
              f"GFLOPs/image {f['flops_before'] / 1e9:.4f} -> {f['flops_after'] / 1e9:.4f}; "
              f"params {f['params_before']} -> {f['params_after']}")
         for p in result["outputs"]:
