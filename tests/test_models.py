@@ -11,6 +11,14 @@ from attrnet.models.topology import Branch, Mix, Topology, cross_stitch, indepen
 from attrnet.schema import Schema, binary, categorical, market_schema
 
 NAMES = ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine is small and shared
+    yield
+    torch.set_num_threads(before)
 W = backbone("tiny").widths
 
 

@@ -39,6 +39,10 @@ class Weighting:
         """Trainable parameters of the weighting itself (uncertainty's log-variances)."""
         return []
 
+    def to(self, device: torch.device | str) -> "Weighting":
+        """Move trainable state to `device` (weights are moved on use)."""
+        return self
+
     def combine(self, task_losses: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """Scalar loss from per-task losses ``[A]`` (tasks without labels in the batch contribute 0)."""
         w = self._w.to(task_losses.device, task_losses.dtype)

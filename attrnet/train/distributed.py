@@ -64,11 +64,3 @@ def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
 
-
-def broadcast_flag(flag: bool, d: Dist) -> bool:
-    """Rank 0's boolean on every rank."""
-    if not d.enabled:
-        return flag
-    t = torch.tensor([1 if flag else 0])
-    dist.broadcast(t, 0)
-    return bool(t.item())

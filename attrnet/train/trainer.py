@@ -198,8 +198,7 @@ class Trainer:
         self._load_data()
         self._build_model()
         self.weighting = make_weighting(cfg.weighting, len(self.schema.attributes), awmt_k=cfg.awmt_k)
-        if hasattr(self.weighting, "to"):
-            self.weighting.to(self.device)  # type: ignore[attr-defined]
+        self.weighting.to(self.device)
         self._build_loss()
         self.amp_dtype = torch.bfloat16 if (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) \
             else torch.float16
