@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Images per split, attributes, output columns and positive rate per column."""
         from attrnet.data import load_index
-        from attrnet.data.base import positive_rate
+        from attrnet.data.index import positive_rate
 
         index = load_index(spec, allow_outside=allow_outside)
         rates = positive_rate(index.labels)

@@ -1,14 +1,18 @@
 """Dataset loaders: CelebA, Market-1501, DukeMTMC-reID, DeepFashion and image folders.
 
-``open_dataset("celeba:/data/celeba", "train")`` returns an `AttributeDataset`.
+``open_dataset("celeba:/data/celeba", "train")`` returns an `AttributeDataset`
+(a torch Dataset); `load_index` and `dataset_splits` work without importing torch.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from attrnet.data.base import SPLITS, AttributeDataset, Index
+from attrnet.data.index import SPLITS, Index
 from attrnet.errors import InputError
+
+if TYPE_CHECKING:
+    from attrnet.data.base import AttributeDataset
 
 __all__ = ["AttributeDataset", "FORMATS", "dataset_splits", "load_index", "open_dataset", "parse_spec"]
 
@@ -64,3 +68,11 @@ def open_dataset(
 def dataset_splits(spec: str, *, allow_outside: bool = False) -> dict[str, int]:
     """Number of images in each split of ``format:path``."""
     return load_index(spec, allow_outside=allow_outside).counts()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AttributeDataset":
+        from attrnet.data.base import AttributeDataset
+
+        return AttributeDataset
+    raise AttributeError(f"module 'attrnet.data' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attrnet.data.base import Index
+from attrnet.data.index import Index
 from attrnet.data.tables import check_files_exist, parse_int_rows, read_count, split_name_rows, table_body
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines

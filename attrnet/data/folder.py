@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attrnet.data.base import SPLITS, Index
+from attrnet.data.index import SPLITS, Index
 from attrnet.data.tables import check_files_exist
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from attrnet.data.base import Index
+from attrnet.data.index import Index
 from attrnet.errors import InputError
 from attrnet.schema import Schema, duke_schema, market_schema
 

@@ -1,0 +1,46 @@
+"""A whole dataset as read from disk (numpy only: summaries and splits without torch)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from attrnet.schema import Schema
+
+if TYPE_CHECKING:
+    from attrnet.data.base import AttributeDataset
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Index:
+    """A whole dataset as read from disk: every image with its split and labels."""
+
+    schema: Schema
+    format: str
+    root: Path
+    paths: list[Path]
+    splits: np.ndarray  # str per image: "train" | "val" | "test"
+    labels: np.ndarray  # float32 [n, num_columns]: 1, 0, NaN
+
+    def counts(self) -> dict[str, int]:
+        return {s: int(np.count_nonzero(self.splits == s)) for s in SPLITS}
+
+    def subset(self, split: str, transform: Callable[[np.ndarray], Any] | None = None) -> "AttributeDataset":
+        from attrnet.data.base import AttributeDataset
+
+        keep = np.flatnonzero(self.splits == split)
+        paths = [self.paths[i] for i in keep]
+        labels = np.ascontiguousarray(self.labels[keep], dtype=np.float32).reshape(len(keep), self.schema.num_columns)
+        return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform)
+
+
+def positive_rate(labels: np.ndarray) -> np.ndarray:
+    """Per column: positives / labelled samples, NaN where no sample is labelled."""
+    labelled = ~np.isnan(labels)
+    count = labelled.sum(axis=0)
+    pos = np.where(labelled, labels, 0.0).sum(axis=0)
+    return np.where(count > 0, pos / np.maximum(count, 1), np.nan).astype(np.float64)
