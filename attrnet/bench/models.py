@@ -10,7 +10,8 @@ from pathlib import Path
 
 from attrnet.errors import NotAvailableError
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-cpu")
+ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
 
@@ -47,13 +48,13 @@ def checkpoint_for(model: Path) -> Path | None:
     return cand if cand.exists() else None
 
 
-def onnx_for(model: Path, precision: str, workdir: Path, calib: Path | None = None) -> Path:
+def onnx_for(model: Path, precision: str, workdir: Path, calib: Path | None = None, calib_images: int = 64) -> Path:
     """The ONNX file of `model` at `precision`: beside the model when present, else exported into `workdir`.
 
     Raises NotAvailableError when it neither exists nor can be exported here.
     """
-    if precision not in ("fp32", "fp16", "int8"):
-        raise NotAvailableError(f"no {precision} ONNX format (fp32, fp16 or int8)")
+    if precision not in ONNX_PRECISIONS:
+        raise NotAvailableError(f"no {precision} ONNX format ({', '.join(ONNX_PRECISIONS)})")
     if model.suffix == ".onnx" and precision_of(model) == precision:
         return model
     folder, stem = model_stem(model)
@@ -66,12 +67,18 @@ def onnx_for(model: Path, precision: str, workdir: Path, calib: Path | None = No
     ckpt = checkpoint_for(model)
     if ckpt is None:
         raise NotAvailableError(f"no {beside.name} beside the model and no checkpoint to export it from")
-    export_onnx(ckpt, precision, out, calib)
+    export_onnx(ckpt, precision, out, calib, calib_images)
     return out
 
 
-def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None = None) -> None:
-    """Export `checkpoint` to ONNX at `precision` with the exporter's Python API (fold, trace, metadata)."""
+def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None = None,
+                calib_images: int = 64) -> None:
+    """Export `checkpoint` to ONNX at `precision` with the exporter's Python API (fold, trace, metadata).
+
+    int8 files are calibrated on `calib` (an image folder) or, without one, on
+    `calib_images` images generated from the model's input spec (fine for speed, not
+    for accuracy).
+    """
     try:
         from attrnet.checkpoint import load_model
         from attrnet.export import onnx as xonnx
@@ -79,12 +86,15 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
         from attrnet.input_spec import InputSpec
     except ImportError as exc:
         raise NotAvailableError(f"the ONNX exporter is not available here ({exc})") from None
-    if precision == "int8":
-        raise NotAvailableError("no int8 file beside the model: export it with "
-                                "`attrnet export CKPT --precision int8 --calib DIR`")
     net, meta = load_model(checkpoint)
     spec = InputSpec.from_dict(meta["input"])
     folded, _ = fold_model(net, spec)
     proto = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=precision == "fp16")
     xonnx.set_metadata(proto, xonnx.onnx_metadata(meta, xonnx.file_sha256(checkpoint)))
+    if precision.startswith("int8"):
+        from attrnet.export.parity import generated_images
+        from attrnet.export.quantize import load_image_folder, quantize
+
+        images = load_image_folder(calib, spec) if calib is not None else generated_images(spec, calib_images)
+        proto = quantize(proto, images, precision)
     xonnx.save(proto, out)

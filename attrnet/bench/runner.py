@@ -58,7 +58,7 @@ def model_path_for(backend: str, precision: str, model: Path, device: str, workd
         raise InputError(f"unknown precision {precision!r} (choose from {', '.join(models.PRECISIONS)})")
     on_gpu = device.startswith("cuda")
     if backend == "torch":
-        if precision == "int8":
+        if precision.startswith("int8"):
             raise NotAvailableError("torch runs fp32/fp16/bf16; int8 runs as the QDQ ONNX file (onnxruntime, tensorrt)")
         if precision in ("fp16", "bf16") and not on_gpu:
             raise NotAvailableError(f"torch {precision} runs on CUDA only (no CUDA device here)")
@@ -82,6 +82,8 @@ def model_path_for(backend: str, precision: str, model: Path, device: str, workd
             raise NotAvailableError("TensorRT is not installed (pip install 'attrnet[trt]' on a CUDA machine)") from None
         if not on_gpu:
             raise NotAvailableError("TensorRT needs a CUDA device")
+        if precision == "int8-cpu":
+            raise NotAvailableError("int8-cpu (asymmetric uint8 activations) is an ONNX Runtime CPU layout, not for TensorRT")
         folder, stem = models.model_stem(model)
         engine = folder / f"{stem}.{precision}.engine"
         if not engine.exists():
