@@ -9,7 +9,11 @@ weights with randomised BatchNorm). Accuracy of fp16 and int8 against fp32 on
 a synthetic CelebA test split for the trained model; decision agreement for
 the untrained one.
 
-    .venv/bin/python benchmarks/export_speed.py [--out benchmarks/EXPORT_RESULTS.md] [--seconds 1.0]
+    .venv/bin/python benchmarks/export_speed.py [--out benchmarks/EXPORT_RESULTS.md] [--seconds 2.5] [--threads 1]
+
+Every runner gets the same number of threads (default 1): on a machine whose
+cores are shared with other jobs, torch with 2 OpenMP threads swung by 100x
+between calls, while single-threaded runs stayed stable.
 """
 from __future__ import annotations
 
@@ -95,13 +99,13 @@ def synthetic_celeba(folder: Path, spec: InputSpec, num: int) -> tuple[np.ndarra
 
 
 def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: list, calib: np.ndarray,
-                test: np.ndarray, labels: np.ndarray | None, seconds: float) -> dict[str, Any]:
+                test: np.ndarray, labels: np.ndarray | None, seconds: float, threads: int) -> dict[str, Any]:
     folded, report = fold_model(model, spec)
     graph32 = xonnx.trace_to_onnx(folded, spec.height, spec.width)
     graph16 = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True)
     graph8 = quantize.quantize(graph32, calib, "int8")
     graph8c = quantize.quantize(graph32, calib, "int8-cpu")
-    sessions = {k: xonnx.session(g, threads=2) for k, g in
+    sessions = {k: xonnx.session(g, threads=threads) for k, g in
                 (("fp32", graph32), ("fp16", graph16), ("int8", graph8), ("int8-cpu", graph8c))}
     unfolded = UnfoldedNet(model, spec).eval()
 
@@ -144,15 +148,15 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
     }
 
 
-def render(results: list[dict[str, Any]], seconds: float) -> str:
+def render(results: list[dict[str, Any]], seconds: float, threads: int) -> str:
     import onnxruntime
 
     lines = [
         "# Export speed and accuracy (CPU)",
         "",
         f"Produced by `benchmarks/export_speed.py` on {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores visible, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"onnxruntime {onnxruntime.__version__} (2 intra-op threads), Python {sys.version.split()[0]}. "
+        f"{os.cpu_count()} cores visible, torch {torch.__version__} ({threads} thread(s)), "
+        f"onnxruntime {onnxruntime.__version__} ({threads} intra-op thread(s)), Python {sys.version.split()[0]}. "
         f"Throughput is the median of 7 interleaved rounds ({seconds:.1f} s per runner and batch size) of model-only "
         "calls on uint8 `[N, H, W, 3]` images; every runner includes the same in-graph normalisation and "
         "probabilities. The machine is shared with other jobs, so absolute numbers are noisy; runners are "
@@ -181,9 +185,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "EXPORT_RESULTS.md"))
     ap.add_argument("--seconds", type=float, default=2.5)
-    ap.add_argument("--num", type=int, default=400, help="synthetic CelebA images to generate")
+    ap.add_argument("--num", type=int, default=1000, help="synthetic CelebA images to generate (10% are test)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for torch and ONNX Runtime alike")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     results = []
     with tempfile.TemporaryDirectory(prefix="attrnet-bench-") as tmp:
         tiny, meta = load_model(ROOT / "weights" / "default.safetensors")
@@ -191,7 +196,7 @@ def main() -> None:
         calib, test, labels = synthetic_celeba(Path(tmp) / "celeba", spec, args.num)
         print(f"tiny: {len(test)} test images", file=sys.stderr)
         results.append(bench_model("tiny (weights/default.safetensors, trained on synthetic CelebA)", tiny, spec,
-                                   meta["thresholds"], calib, test, labels, args.seconds))
+                                   meta["thresholds"], calib, test, labels, args.seconds, args.threads))
         schema = celeba_schema()
         torch.manual_seed(0)
         vgg = randomised(MultiTaskNet(fafs_tree(schema), schema))
@@ -199,8 +204,9 @@ def main() -> None:
         vcalib, vtest = parity.generated_images(vspec, 64, seed=1), parity.generated_images(vspec, 128, seed=2)
         print("vgg16-thin: branched tree", file=sys.stderr)
         results.append(bench_model("vgg16-thin, FAFS-style tree 1-2-3-4 conv / 4-5 fc branches (random weights)",
-                                   vgg, vspec, [0.5] * schema.num_columns, vcalib, vtest, None, args.seconds))
-    text = render(results, args.seconds)
+                                   vgg, vspec, [0.5] * schema.num_columns, vcalib, vtest, None, args.seconds,
+                                   args.threads))
+    text = render(results, args.seconds, args.threads)
     from attrnet.fileio import atomic_write_text
 
     atomic_write_text(args.out, text + "\n")

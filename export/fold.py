@@ -334,15 +334,18 @@ def _build_conv(mode: ConvMode, blocks: list[Blocks], bias: torch.Tensor | None,
     return BranchConv(weight, bias, stride, padding, 1, None)
 
 
-def _time_ms(op: nn.Module, x: torch.Tensor, reps: int = 5) -> float:
+def _time_candidates(ops: dict[str, nn.Module], x: torch.Tensor, rounds: int = 7) -> dict[str, float]:
+    """Best time in ms of each op on `x`, timed round-robin (so load from other jobs hits all alike)."""
+    best = {m: float("inf") for m in ops}
     with torch.no_grad():
-        op(x)
-        best = float("inf")
-        for _ in range(reps):
-            t = time.perf_counter()
+        for op in ops.values():
             op(x)
-            best = min(best, time.perf_counter() - t)
-    return best * 1e3
+        for _ in range(rounds):
+            for m, op in ops.items():
+                t = time.perf_counter()
+                op(x)
+                best[m] = min(best[m], time.perf_counter() - t)
+    return {m: round(v * 1e3, 4) for m, v in best.items()}
 
 
 def _choose(rule: ModeRule, blocks: list[Blocks], bias: torch.Tensor | None, n_in: int, cin: int,
@@ -360,8 +363,7 @@ def _choose(rule: ModeRule, blocks: list[Blocks], bias: torch.Tensor | None, n_i
     if rule == "flops":
         m = min(ops, key=lambda k: ops[k].flops(out_hw))
         return ops[m], m, {}
-    x = torch.randn(batch, *in_shape)
-    times = {m: round(_time_ms(op, x), 4) for m, op in ops.items()}
+    times = _time_candidates(ops, torch.randn(batch, *in_shape))
     m = min(times, key=times.__getitem__)
     return ops[m], m, times
 
@@ -389,8 +391,7 @@ def _keep_mix(alpha: torch.Tensor, shape: tuple[int, ...], rule: ModeRule,
     ops: dict[str, nn.Module] = {"matmul": MixMatmul(alpha, shape), "conv1x1": MixConv(_mix_conv_weight(alpha))}
     if rule != "measure":
         return ops["matmul"], "matmul", {}
-    x = torch.randn(batch, *shape)
-    times = {m: round(_time_ms(op, x), 4) for m, op in ops.items()}
+    times = _time_candidates(ops, torch.randn(batch, *shape))
     m = min(times, key=times.__getitem__)
     return ops[m], m, times
 

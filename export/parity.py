@@ -127,15 +127,14 @@ def dataset_images(data: str, spec: InputSpec, split: str, n: int) -> tuple[np.n
 def parity_inputs(spec: InputSpec, data: str | None, n: int = 64) -> tuple[np.ndarray, np.ndarray | None, str, str]:
     """(images, labels or None, source, note): the val split of `data` (else test), else generated."""
     if data:
-        for split in ("val", "test"):
-            try:
-                images, labels = dataset_images(data, spec, split, n)
-            except InputError as exc:
-                if "has no" in str(exc):
-                    continue
-                raise
-            return images, labels, f"data:{data}:{split}", ""
-        raise InputError("dataset has neither val nor test images for the parity check", data)
+        from attrnet.data import dataset_splits
+
+        counts = dataset_splits(data)
+        split = next((s for s in ("val", "test") if counts.get(s)), None)
+        if split is None:
+            raise InputError("dataset has neither val nor test images for the parity check", data)
+        images, labels = dataset_images(data, spec, split, n)
+        return images, labels, f"data:{data}:{split}", ""
     return generated_images(spec, n), None, "generated", \
         "no --data given: parity measured on generated images, not real ones"
 

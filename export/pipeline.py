@@ -5,12 +5,15 @@ or a parity failure (ParityError) leaves no output file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -94,10 +97,25 @@ def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
     from attrnet.export.fold import UnfoldedNet
 
     try:
-        graph = xonnx.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
+        with _silenced_stderr():  # the exporter dumps the whole graph to stderr when it fails
+            graph = xonnx.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
     except Exception:  # noqa: BLE001 - the count is informative only
         return None
     return xonnx.op_counts(graph)
+
+
+@contextlib.contextmanager
+def _silenced_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (C++ code writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def calibration_images(opts: ExportOptions, spec: InputSpec) -> np.ndarray:
