@@ -47,8 +47,9 @@ def _header(data: bytes, where: str | None, max_pixels: int) -> tuple[str, int, 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = im.format or "", im.size
+                fmt = "JPEG" if fmt == "MPO" else fmt  # camera JPEGs with a preview image
                 orientation = 1
-                if fmt in ("JPEG", "MPO", "TIFF", "PNG", "WEBP"):
+                if fmt in ("JPEG", "TIFF", "PNG", "WEBP"):
                     orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Image.DecompressionBombError:
         raise InputError(f"image too large (more than {max_pixels} pixels)", where) from None

@@ -46,7 +46,7 @@ def sample_labels(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarra
     for k in ("Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Straight_Hair", "Wavy_Hair", "Receding_Hairline"):
         truth[k] = truth[k] & ~bald
     truth["Bangs"] &= ~truth["Receding_Hairline"]
-    truth["No_Beard"] = ~(truth["Goatee"] | truth["Mustache"] | truth["Sideburns"])
+    truth["No_Beard"] = ~(truth["Goatee"] | truth["Mustache"] | truth["Sideburns"])  # derived: its Spec only names its group
     truth["Mouth_Slightly_Open"] |= truth["Smiling"] & (s["Mouth_Slightly_Open"] > -0.8)
     return truth, add_label_noise(rng, truth, SPECS)
 
