@@ -212,3 +212,22 @@ def test_eval_of_exported_onnx_matches_the_checkpoint(tmp_path, celeba, capsys):
     assert a["thresholds"] == b["thresholds"] and a["num_samples"] == b["num_samples"] == 12
     for key in ("mean_accuracy", "mA", "instance_f1"):
         assert a[key] == pytest.approx(b[key], abs=1e-6)
+
+
+def test_market_without_val_split_holds_out_part_of_train(tmp_path, capsys):
+    from attrnet.data.synthetic import generate
+
+    root = tmp_path / "market"
+    generate("market", root, num=60, seed=0, size=(32, 16))
+    out = tmp_path / "run"
+    t = Trainer(_cfg(f"market:{root}", out, epochs=1, img_size=(32, 16), preset="market",
+                     threshold_objective="balanced", best_metric="mA", pos_weight="deepmar"))
+    t.run()
+    assert len(t.val_set) == round(0.1 * (len(t.train_set) + len(t.val_set)))
+    assert not set(t.val_set.paths) & set(t.train_set.paths)
+    meta = ckpt.read_metadata(out / "best.safetensors")
+    assert meta["input"]["height"] == 32 and meta["input"]["width"] == 16
+    kinds = meta["schema"]["columns"]
+    assert [t is None for t in meta["thresholds"]] == ["=" in c for c in kinds]
+    assert "mA" in meta["metrics"] and meta["metrics"]["per_attribute"].keys() >= {"age", "upcolor"}
+    assert "holding out" in capsys.readouterr().err

@@ -56,6 +56,7 @@ class TrainConfig:
     resume: bool = False
     val_every: int | None = None
     val_batches: int = 20
+    val_fraction: float = 0.1  # held out of train when the dataset has no val split
     awmt_k: int = 100
     awmt_val_batch: int | None = None
     log_every: int = 50
@@ -101,6 +102,8 @@ class TrainConfig:
             bad("--threads", self.threads)
         if self.val_every is not None and self.val_every < 1:
             bad("--val-every", self.val_every)
+        if not 0 <= self.val_fraction < 1:
+            bad("--val-fraction", self.val_fraction)
         if self.warmup_epochs < 0:
             bad("--warmup-epochs", self.warmup_epochs)
 

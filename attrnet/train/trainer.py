@@ -22,6 +22,7 @@ import torch
 
 from attrnet.checkpoint import model_metadata, save_model, write_json_copy
 from attrnet.commands.common import info
+from attrnet.data.base import AttributeDataset
 from attrnet.errors import AttrnetError, InputError
 from attrnet.fileio import atomic_write_text
 from attrnet.input_spec import InputSpec
@@ -54,6 +55,17 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def hold_out(dataset: AttributeDataset, fraction: float, seed: int) -> tuple[AttributeDataset, AttributeDataset]:
+    """Split a seeded random `fraction` of a dataset off as its validation part."""
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    n_val = max(1, int(round(len(dataset) * fraction)))
+    parts = []
+    for name, idx in (("train", np.sort(order[n_val:])), ("val", np.sort(order[:n_val]))):
+        parts.append(AttributeDataset(dataset.schema, dataset.format, name, dataset.root,
+                                      [dataset.paths[i] for i in idx], dataset.labels[idx], dataset.transform))
+    return parts[0], parts[1]
 
 
 class Trainer:
@@ -96,6 +108,9 @@ class Trainer:
             raise InputError("the dataset has no training images", cfg.data)
         val = index.subset("val", resize)
         self.val_set = val if len(val) else None
+        if self.val_set is None and cfg.val_fraction > 0 and len(self.train_set) >= 10:
+            self.train_set, self.val_set = hold_out(self.train_set, cfg.val_fraction, cfg.seed)
+            self.log(f"no validation split: holding out {len(self.val_set)} training images for validation")
         if self.val_set is None:
             self.log("no validation split: thresholds stay 0.5, best checkpoint by training loss")
         if cfg.weighting == "awmt" and self.val_set is None:
