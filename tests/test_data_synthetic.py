@@ -129,3 +129,17 @@ def test_output_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="not a folder"):
         generate("celeba", tmp_path / "file", num=2)
+
+
+def test_rerun_replaces_an_earlier_synthetic_dataset(tmp_path):
+    generate("market", tmp_path, num=40, seed=0)
+    generate("duke", tmp_path, num=8, seed=1)
+    assert sorted(os.listdir(tmp_path)) == ["bounding_box_test", "bounding_box_train", "duke_attribute.mat", "synth_groups.json"]
+    assert len(load_index(f"duke:{tmp_path}").paths) == 8
+
+
+def test_refuses_a_foreign_non_empty_folder(tmp_path):
+    (tmp_path / "precious.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty"):
+        generate("celeba", tmp_path, num=2)
+    assert (tmp_path / "precious.txt").exists()

@@ -8,6 +8,7 @@ generator seeded with `seed`, image i from one seeded with ``(seed, i)``.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,8 +41,7 @@ def generate(
     if seed < 0:
         raise InputError(f"--seed must be non-negative, got {seed}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError("output exists and is not a folder", out)
+    _prepare(out)
     height, width = size or DEFAULT_SIZE[preset]
     start = time.perf_counter()
     writer = _WRITERS[preset]
@@ -50,6 +50,27 @@ def generate(
     seconds = time.perf_counter() - start
     return {"preset": preset, "out": str(out), "images": images, "height": height, "width": width,
             "seed": seed, "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1)}
+
+
+# everything a synth run writes: removed before a new run into the same folder
+_OUTPUTS = ("img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt", "bounding_box_train",
+            "bounding_box_test", "market_attribute.mat", "duke_attribute.mat", "img", "Anno", "Eval", GROUPS_FILE)
+
+
+def _prepare(out: Path) -> None:
+    """`out` must be absent, empty, or an earlier synthetic dataset (whose files are replaced)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a folder", out)
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / GROUPS_FILE).is_file():
+        raise InputError(f"output folder is not empty and holds no {GROUPS_FILE} (not a synthetic dataset); choose another --out", out)
+    for name in _OUTPUTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
 
 
 def _image_rng(seed: int, i: int) -> np.random.Generator:
