@@ -8,7 +8,9 @@ decode in parallel while the model runs the previous batch. Large JPEGs are
 decoded at 1/2, 1/4 or 1/8 scale when that is still at least the model's
 input size. Memory is bounded by the queue depth and the decode window,
 whatever the number of images. A file that cannot be decoded becomes an
-error entry, never an exception.
+error entry, never an exception. With `gpu_decode` (torch backend on CUDA),
+plain JPEGs are only read by the threads and decoded by nvjpeg on the GPU
+(`attrnet.serve.nvjpeg`).
 """
 from __future__ import annotations
 
@@ -52,12 +54,35 @@ class Stats:
 
 @dataclass
 class Batch:
-    """Items of one batch; `images[k]` belongs to `items[rows[k]]`, failed items carry `errors[i]`."""
+    """Items of one batch and their pixels.
+
+    `images[k]` (decoded on the CPU) belongs to `items[cpu_rows[k]]`;
+    `blobs[k]` (JPEG bytes for nvjpeg) to `items[blob_rows[k]]`; failed items
+    carry `errors[i]`. The model's output rows follow `rows`.
+    """
 
     items: list[Item]
     errors: list[str | None]
-    rows: list[int]
+    cpu_rows: list[int]
     images: np.ndarray
+    blob_rows: list[int] = field(default_factory=list)
+    blobs: list[bytes] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[int]:
+        return sorted(self.cpu_rows + self.blob_rows) if self.blob_rows else self.cpu_rows
+
+    def decode_blobs_on_cpu(self, spec: InputSpec) -> None:
+        """Fallback when nvjpeg rejects the batch: decode its blobs here (bad ones become errors)."""
+        decoded = dict(zip(self.cpu_rows, self.images))
+        for row, blob in zip(self.blob_rows, self.blobs):
+            try:
+                decoded[row] = resize_to_spec(decode_image(blob, reduce_to=(spec.height, spec.width)), spec)
+            except Exception as exc:  # noqa: BLE001 - one bad file is one error row
+                self.errors[row] = _describe(exc)
+        self.cpu_rows = sorted(decoded)
+        self.images = np.stack([decoded[r] for r in self.cpu_rows]) if decoded else self.images[:0]
+        self.blob_rows, self.blobs = [], []
 
 
 def to_rgb(image: Any) -> np.ndarray:
@@ -117,7 +142,8 @@ def _describe(exc: BaseException) -> str:
 class Pipeline:
     """Decode pool + batch assembly + model, yielding `(batch, probs)` lazily and in input order."""
 
-    def __init__(self, backend: Backend, batch_size: int = 32, workers: int = 2, reduced: bool = True):
+    def __init__(self, backend: Backend, batch_size: int = 32, workers: int = 2, reduced: bool = True,
+                 gpu_decode: bool = False):
         if batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {batch_size}")
         if workers < 1:
@@ -125,6 +151,11 @@ class Pipeline:
         self.backend, self.batch_size, self.workers, self.reduced = backend, batch_size, workers, reduced
         self.stats = Stats()
         self._lock = threading.Lock()
+        self._gpu: Any = None
+        if gpu_decode:
+            from attrnet.serve.nvjpeg import GpuJpegDecoder
+
+            self._gpu = GpuJpegDecoder(backend)
 
     def run(self, items: Iterable[Item]) -> Iterator[tuple[Batch, np.ndarray]]:
         """Yield every batch with its probabilities ``[len(batch.rows), C]``."""
@@ -144,7 +175,12 @@ class Pipeline:
                 if isinstance(got, BaseException):
                     raise got
                 t = time.perf_counter()
-                handle = self.backend.submit(got.images) if len(got.rows) else _no_images(len(self.backend.columns))
+                if got.blobs:
+                    handle = self._gpu.submit(got)
+                elif got.cpu_rows:
+                    handle = self.backend.submit(got.images)
+                else:
+                    handle = _no_images(len(self.backend.columns))
                 self.stats.model_seconds += time.perf_counter() - t
                 if pending is not None:  # the next batch is in flight before the previous one is collected
                     yield self._collect(*pending)
@@ -169,11 +205,16 @@ class Pipeline:
         self.stats.errors += sum(e is not None for e in batch.errors)
         return batch, probs
 
-    def _decode(self, item: Item) -> tuple[np.ndarray | None, str | None]:
+    def _decode(self, item: Item) -> tuple[np.ndarray | bytes | None, str | None]:
+        """Pixels at the model's size, JPEG bytes for the GPU decoder, or an error."""
         if item.error is not None:
             return None, item.error
         t = time.perf_counter()
         try:
+            if self._gpu is not None and item.path is not None:
+                blob = self._gpu.read(item.path)
+                if blob is not None:
+                    return blob, None
             return load_item(item, self.backend.input_spec, self.reduced), None
         except Exception as exc:  # noqa: BLE001 - any failure on one image is that image's error row
             return None, _describe(exc)
@@ -185,7 +226,7 @@ class Pipeline:
     def _produce(self, items: Iterable[Item], pool: ThreadPoolExecutor, out: queue.Queue, stop: threading.Event) -> None:
         window: deque[tuple[Item, Future]] = deque()
         limit = max(2 * self.batch_size, 4 * self.workers)
-        current: list[tuple[Item, np.ndarray | None, str | None]] = []
+        current: list[tuple[Item, np.ndarray | bytes | None, str | None]] = []
 
         def put(obj: Any) -> bool:
             while not stop.is_set():
@@ -223,13 +264,15 @@ class Pipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             put(exc)
 
-    def _assemble(self, entries: list[tuple[Item, np.ndarray | None, str | None]]) -> Batch:
-        rows = [i for i, (_, image, _) in enumerate(entries) if image is not None]
+    def _assemble(self, entries: list[tuple[Item, np.ndarray | bytes | None, str | None]]) -> Batch:
+        rows = [i for i, (_, pixels, _) in enumerate(entries) if isinstance(pixels, np.ndarray)]
+        blob_rows = [i for i, (_, pixels, _) in enumerate(entries) if isinstance(pixels, bytes)]
         spec = self.backend.input_spec
         buf = np.empty((len(rows), spec.height, spec.width, 3), np.uint8)
         for k, i in enumerate(rows):
             buf[k] = entries[i][1]
-        return Batch([e[0] for e in entries], [e[2] for e in entries], rows, buf)
+        return Batch([e[0] for e in entries], [e[2] for e in entries], rows, buf,
+                     blob_rows, [entries[i][1] for i in blob_rows])
 
 
 def _no_images(columns: int) -> Callable[[], np.ndarray]:

@@ -46,6 +46,14 @@ def default_model_path() -> Path:
     return default_onnx()
 
 
+def _nvjpeg_usable(backend: Backend) -> bool:
+    if backend.name != "torch" or not backend.device.startswith("cuda"):
+        return False
+    from attrnet.serve.gpu import nvjpeg_available
+
+    return nvjpeg_available()
+
+
 class Predictor:
     """Load a model once; predict on files, folders, globs, list files, videos, arrays or PIL images.
 
@@ -54,15 +62,20 @@ class Predictor:
     `backend`: ``auto`` (by suffix), ``torch``, ``onnxruntime`` or ``tensorrt``.
     `device`: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. `workers`: decode
     threads (default: the usable cores). `threads`: the model's CPU threads.
+    `gpu_decode`: decode plain JPEGs with nvjpeg on the GPU (torch backend on
+    CUDA; default: when available). `reduced_decode`: decode large JPEGs at
+    1/2, 1/4 or 1/8 scale.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", device: str = "auto",
                  batch_size: int = 32, workers: int | None = None, threads: int | None = None,
-                 reduced_decode: bool = True):
+                 reduced_decode: bool = True, gpu_decode: bool | None = None):
         path = Path(model) if model is not None else default_model_path()
         cores = cpu_count()
         self.backend: Backend = open_backend(path, device, backend, threads=threads or cores, spinning=False)
-        self.pipeline = Pipeline(self.backend, batch_size, workers or cores, reduced_decode)
+        if gpu_decode is None:
+            gpu_decode = _nvjpeg_usable(self.backend)
+        self.pipeline = Pipeline(self.backend, batch_size, workers or cores, reduced_decode, gpu_decode)
 
     @property
     def schema(self) -> Schema:
