@@ -73,6 +73,29 @@ def affinity_groupings(fafs_doc: dict[str, Any], planted: dict[str, list[str]]) 
             "mean_affinity_within_planted": float(within), "mean_affinity_between_planted": float(between)}
 
 
+def somp_report(checkpoint: Path, seed: int = 0) -> list[dict[str, Any]]:
+    """Per layer, thinning a trained wide vgg16 to vgg16-thin widths: relative reconstruction error of
+    the SOMP selection vs the largest-norm filters vs random filters (inputs restricted as SOMP does)."""
+    import numpy as np
+
+    from attrnet.methods.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
+    from attrnet.models.backbones import backbone
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    prev, below = None, 0
+    for s, (layer, width) in enumerate(zip(read_wide_layers(checkpoint), backbone("vgg16-thin").widths)):
+        w = layer.weight if prev is None else restrict_inputs(layer.weight, prev, below)
+        flat = w.reshape(w.shape[0], -1)
+        pick = select_filters(w, width)
+        by_norm = list(np.argsort(-np.linalg.norm(flat, axis=1))[:width])
+        rand = [reconstruction_error(w, list(rng.choice(len(w), width, replace=False))) for _ in range(5)]
+        rows.append({"stage": s, "wide": layer.width, "thin": width, "somp": reconstruction_error(w, pick),
+                     "norm": reconstruction_error(w, by_norm), "random": float(np.mean(rand))})
+        prev, below = pick, layer.width
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/fafs")
@@ -83,7 +106,7 @@ def main() -> int:
     ap.add_argument("--val-every", type=int, default=5)
     ap.add_argument("--max-stall", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", default="thin,fafs-loss,fafs-error,full")
+    ap.add_argument("--runs", default="thin,fafs-loss,fafs-error,full", help="comma list; 'none' to redo the report")
     args = ap.parse_args()
 
     from attrnet.checkpoint import build_from_metadata, load_model, read_metadata
@@ -104,9 +127,10 @@ def main() -> int:
         "fafs-error": fafs + ["--affinity", "error"],
         "full": ["--arch", "vgg16", "--method", "shared", "--epochs", str(args.full_epochs)],
     }
-    results: dict[str, Any] = {"settings": vars(args), "planted_groups": {k: len(v) for k, v in planted.items()},
-                               "runs": {}}
-    for name in args.runs.split(","):
+    saved = out / "results.json"
+    results: dict[str, Any] = json.loads(saved.read_text()) if saved.exists() else {"runs": {}}
+    results.update({"settings": vars(args), "planted_groups": {k: len(v) for k, v in planted.items()}})
+    for name in [r for r in args.runs.split(",") if r and r != "none"]:
         run_dir = out / name
         start = time.perf_counter()
         rc, stdout = run_cli(["train", "--out", str(run_dir), *common, *plans[name]])
@@ -133,6 +157,8 @@ def main() -> int:
             row.update(affinity_groupings(doc, planted))
         results["runs"][name] = row
         print(json.dumps({name: row}), file=sys.stderr)
+    if (out / "full" / "best.safetensors").exists():
+        results["somp"] = somp_report(out / "full" / "best.safetensors", args.seed)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(table(results))
     print(table(results))
@@ -157,6 +183,11 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {rounds} | {r['final_branches']} | {ari} | {r['rule_ari']:.3f} ({r['rule_d']}) | "
                          f"{r['oracle_ari']:.3f} | {r['mean_affinity_within_planted']:.3f} / "
                          f"{r['mean_affinity_between_planted']:.3f} |")
+    if results.get("somp"):
+        lines += ["", "| stage | wide -> thin | SOMP error | largest-norm error | random error |",
+                  "|---:|---|---:|---:|---:|"]
+        lines += [f"| {r['stage']} | {r['wide']} -> {r['thin']} | {r['somp']:.3f} | {r['norm']:.3f} | "
+                  f"{r['random']:.3f} |" for r in results["somp"]]
     return "\n".join(lines) + "\n"
 
 

@@ -93,3 +93,14 @@ def test_error_mode_and_option_validation():
     for bad in ({"affinity": "margin"}, {"alpha": "x"}, {"max_stall": 0}, {"branch_cost": -1}):
         with pytest.raises(InputError):
             FAFSMethod(bad)
+
+
+def test_widening_continues_below_a_given_plan():
+    from attrnet.models.topology import split
+
+    method, _ = setup()
+    plan = split("tiny", [16, 32, 48, 64], {"x": ["a0", "a2", "a4"], "y": ["a1", "a3", "a5"]}, 2)
+    model = MultiTaskNet(plan, SCHEMA).eval()
+    feed(method, 20)
+    wide = method.widen(model, 0)
+    assert method.rounds[0]["stage"] == 1 and wide.topology.branch_counts() == [1, 2, 2, 2]

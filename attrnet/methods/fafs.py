@@ -139,12 +139,11 @@ class FAFSMethod(Method):
         if self.affinity is None or self.schema is None:
             raise RuntimeError("FAFSMethod.initial_topology must run before widening")
         topo = model.topology
-        stage = self.next_stage
+        trunk_top = next((s for s, st in enumerate(topo.stages) if len(st) > 1), topo.num_stages) - 1
+        stage = min(self.next_stage, trunk_top)  # a --topology plan may start below the output layer
         if stage < 0 or self.done:
             self.done = True
             return None
-        if len(topo.stages[stage]) != 1:
-            raise RuntimeError(f"FAFS expects a single trunk branch at stage {stage}, found {len(topo.stages[stage])}")
         index = {name: i for i, name in enumerate(self.schema.names)}
         units = units_above(topo, stage, 0)
         a_task = self.affinity.matrix()
