@@ -219,6 +219,7 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - any failure on one image is that image's error row
             return None, _describe(exc)
         finally:
+            item.data = None  # full-size frames and arrays are not kept once resized
             dt = time.perf_counter() - t
             with self._lock:
                 self.stats.decode_seconds += dt
