@@ -151,3 +151,33 @@ def test_generated_jpegs_decode(tmp_path: Path):
     img = decode_image(paths[3])
     assert img.shape == (48, 64, 3) and img.dtype == np.uint8 and img.std() > 5
     assert paths[0].read_bytes() == paths[2].read_bytes() != paths[1].read_bytes()
+
+
+def test_child_peak_memory_is_per_child():
+    import sys
+
+    from attrnet.bench.proc import run_child
+
+    small = run_child([sys.executable, "-c", "print('ok')"])
+    big = run_child([sys.executable, "-c", "b = b'x' * (300 * 2**20); print('ok')"])
+    assert small.max_rss_mb < 60  # not inflated by this (large) test process
+    again = run_child([sys.executable, "-c", "print('ok')"])
+    assert small.returncode == big.returncode == 0 and big.stdout.strip() == "ok"
+    assert big.max_rss_mb > small.max_rss_mb + 250
+    assert again.max_rss_mb < big.max_rss_mb - 250  # not the running max over all children
+    failed_child = run_child([sys.executable, "-c", "import sys; sys.exit(3)"])
+    assert failed_child.returncode == 3
+    slow = run_child([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
+    assert slow.returncode == -9 and slow.wall_s < 10
+
+
+def test_training_step_speed_harness():
+    from attrnet.bench.train_speed import build, measure
+
+    model, schema = build({"arch": "tiny", "method": "cross-stitch", "columns": "per-attribute"})
+    assert model.topology.num_leaves == len(schema.attributes) == 40
+    grouped, _ = build({"arch": "tiny", "method": "cross-stitch", "columns": "groups"})
+    assert 2 <= grouped.topology.num_leaves < 40
+    r = measure({"img_size": 32, "batch_size": 4, "steps": 1, "warmup": 1, "weighting": "awmt", "threads": 1})
+    assert r["images_per_s"] > 0 and 0 < r["params"] < model.num_parameters()
+    assert r["columns_k"] == 1 and r["weighting"] == "awmt" and r["peak_gpu_mb"] is None
