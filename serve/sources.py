@@ -62,7 +62,7 @@ def _expand(source: Any, stride: int, allow_outside: bool, counter: Iterator[int
         yield Item(name, data=source)
     elif isinstance(source, Iterable):
         for element in source:
-            if isinstance(element, (str, os.PathLike)):
+            if isinstance(element, (str, os.PathLike)) and not Path(element).exists():
                 yield _file_item(Path(element))  # inside a list, a missing file is an error row
             else:
                 yield from _expand(element, stride, allow_outside, counter)

@@ -97,8 +97,11 @@ def test_arrays_pil_bytes_and_mixed_iterables(tmp_path, predictor):
     gray = imgs[0][:, :, 0]
     floats = imgs[1].astype(np.float32) / 255.0
     path = write_jpegs(tmp_path, 1)[0]
-    mixed = list(predictor.predict([pil, buf.tobytes(), gray, floats, str(path), np.zeros((5,), np.uint8)]))
-    assert [r.ok for r in mixed] == [True, True, True, True, True, False]
+    sub = write_jpegs(tmp_path / "sub", 2)
+    mixed = list(predictor.predict([pil, buf.tobytes(), gray, floats, str(path), np.zeros((5,), np.uint8),
+                                    tmp_path / "sub", str(tmp_path / "gone.jpg")]))
+    assert [r.ok for r in mixed] == [True, True, True, True, True, False, True, True, False]
+    assert [r.path for r in mixed[6:8]] == [str(p) for p in sub] and mixed[8].error == "image not found"
     assert mixed[0].probs == pytest.approx(by_batch[0].probs, abs=1e-6)  # PIL == the same array
     assert mixed[1].probs == pytest.approx(by_batch[2].probs, abs=1e-6)  # PNG bytes are lossless
     assert mixed[3].probs == pytest.approx(by_batch[1].probs, abs=2e-2)  # float [0, 1] images
