@@ -110,10 +110,6 @@ class BranchConv(nn.Module):
         y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
         return y.flatten(1) if flat else y
 
-    def flops(self, out_hw: int) -> int:
-        """Multiply-adds x2 per image."""
-        return 2 * self.weight.numel() * out_hw
-
 
 class ConvStage(nn.Module):
     """VGG/tiny conv stage or fc stage: op -> ReLU [-> 2x2 max pool] [-> flatten]."""
@@ -349,19 +345,16 @@ def _time_candidates(ops: dict[str, nn.Module], x: torch.Tensor, rounds: int = 7
 
 
 def _choose(rule: ModeRule, blocks: list[Blocks], bias: torch.Tensor | None, n_in: int, cin: int,
-            stride: int, padding: int, in_shape: tuple[int, ...], out_hw: int, batch: int,
+            stride: int, padding: int, in_shape: tuple[int, ...], batch: int,
             forced: ConvMode | None = None) -> tuple[BranchConv, str, dict[str, float]]:
     cands = [forced] if forced else _candidates(blocks, n_in)
-    if rule in ("grouped", "dense") and rule in cands:
-        cands = [rule]
-    elif rule in ("grouped", "dense"):
-        cands = cands[:1]
+    if rule in ("grouped", "dense"):
+        cands = [rule] if rule in cands else cands[:1]
+    elif rule == "flops":  # parent and grouped cost the same FLOPs (dense more); parent needs no gather
+        cands = ["parent"] if "parent" in cands else cands[:1]
     ops = {m: _build_conv(m, blocks, bias, n_in, cin, stride, padding) for m in cands}
     if len(ops) == 1:
         m = next(iter(ops))
-        return ops[m], m, {}
-    if rule == "flops":
-        m = min(ops, key=lambda k: ops[k].flops(out_hw))
         return ops[m], m, {}
     times = _time_candidates(ops, torch.randn(batch, *in_shape))
     m = min(times, key=times.__getitem__)
@@ -532,7 +525,6 @@ def _fold_plain(stage: nn.Module, kind: str, parents: list[int], n_in: int, cin:
         blocks = [{parents[i]: w[i * cout:(i + 1) * cout]} for i in range(nb)]
         stride, padding, pool, flatten, repeat = conv.stride[0], conv.padding[0], stage.pool is not None, False, 1
         op_in = in_shape
-        out_hw = _hw(out_shape) * (4 if pool else 1)
     else:
         fc = stage.fc
         wt, b = fc.weight, fc.bias.reshape(-1)
@@ -546,14 +538,14 @@ def _fold_plain(stage: nn.Module, kind: str, parents: list[int], n_in: int, cin:
                 wt = (wt.reshape(nb, fout, cin, -1) @ m).reshape(nb, fout, cin * h * wd)
             repeat = h * wd
         blocks = [{parents[i]: wt[i][:, :, None, None]} for i in range(nb)]
-        stride, padding, pool, out_hw = 1, 0, False, 1
+        stride, padding, pool = 1, 0, False
         cin = blocks[0][parents[0]].shape[1]
         op_in = (in_shape[0] * _hw(in_shape),)
     forced: ConvMode | None = None
     if pending is not None:
         blocks = _apply_mix(blocks, pending, repeat)
         forced = "dense"
-    op, mode, times = _choose(rule, blocks, b, n_in, cin, stride, padding, op_in, out_hw, batch, forced)
+    op, mode, times = _choose(rule, blocks, b, n_in, cin, stride, padding, op_in, batch, forced)
     return op, flatten, pool, (mode, times)
 
 
@@ -579,8 +571,7 @@ def _fold_residual(stage: nn.Module, kind: str, parents: list[int], n_in: int, c
         cout = w.shape[0] // nb
         blocks = [{ps[i]: w[i * cout:(i + 1) * cout]} for i in range(nb)]
         x_shape = (n * w.shape[1],) + tuple(in_shape[1:])
-        return _choose(rule, blocks, b, n, w.shape[1], conv.stride[0], conv.padding[0], x_shape,
-                       _hw(out_shape), batch)
+        return _choose(rule, blocks, b, n, w.shape[1], conv.stride[0], conv.padding[0], x_shape, batch)
 
     entry, mode, times = branch_conv(*folded[0], getattr(stage, convs[0][0]), entry_parents, n_in)
     if kind == "stem":

@@ -97,7 +97,7 @@ def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
     from attrnet.export.fold import UnfoldedNet
 
     try:
-        with _silenced_stderr():  # the exporter dumps the whole graph to stderr when it fails
+        with _silenced_fds():
             graph = xonnx.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
     except Exception:  # noqa: BLE001 - the count is informative only
         return None
@@ -105,17 +105,21 @@ def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
 
 
 @contextlib.contextmanager
-def _silenced_stderr() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the duration (C++ code writes there directly)."""
+def _silenced_fds() -> Iterator[None]:
+    """Send file descriptors 1 and 2 to /dev/null for the duration (the exporter's C++ logger writes
+    the whole graph to stdout when it fails, which would corrupt --json output)."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(1), os.dup(2)]
     try:
         with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
             os.dup2(null.fileno(), 2)
             yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy_fd in zip((1, 2), saved):
+            os.dup2(copy_fd, fd)
+            os.close(copy_fd)
 
 
 def calibration_images(opts: ExportOptions, spec: InputSpec) -> np.ndarray:

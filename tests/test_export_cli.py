@@ -6,7 +6,7 @@ import pytest
 from attrnet.cli import main
 from attrnet.export import tensorrt as xtrt
 
-from export_helpers import save_checkpoint, write_image_folder
+from export_helpers import save_checkpoint
 
 
 @pytest.fixture()
@@ -106,3 +106,18 @@ def test_img_size_override_and_data_splits_for_parity_and_calibration(tmp_path, 
     assert doc["parity"]["reference_accuracy"] is not None
     assert all(r["accuracy"] is not None for r in doc["parity"]["runners"])
     assert doc["precision"] == "int8" and out.is_file()  # calibrated on the train split of --data
+
+
+def test_json_stays_clean_when_the_unfolded_model_cannot_be_exported(tmp_path, capfd):
+    from attrnet.models.backbones import backbone
+    from attrnet.models.topology import shared
+    from attrnet.schema import market_schema
+
+    # vgg16-thin at 32x32: the trained model's adaptive pool 1x1 -> 7x7 has no ONNX export; the folded one does
+    schema = market_schema()
+    ckpt = save_checkpoint(tmp_path / "best.safetensors", shared("vgg16-thin", backbone("vgg16-thin").widths,
+                                                                 schema.names), schema)
+    assert main(["export", str(ckpt), "--fold-mode", "flops", "--parity-images", "8", "--json"]) == 0
+    doc = json.loads(capfd.readouterr().out)
+    assert doc["fold"]["ops_before"] is None and doc["fold"]["ops_after"] > 0
+    assert doc["parity"]["runners"][1]["max_abs"] < 1e-4

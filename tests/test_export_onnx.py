@@ -1,5 +1,4 @@
 """ONNX export: contract (uint8 images, probs, metadata, single file), checker, ORT parity per precision."""
-import json
 
 import numpy as np
 import onnx
