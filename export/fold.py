@@ -207,7 +207,8 @@ class FoldedNet(nn.Module):
         self.with_logits = with_logits
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).to(self.scale.dtype) * self.scale + self.shift
+        # cast before the layout change: TensorRT takes uint8 only at inputs and in Cast layers
+        x = images.to(self.scale.dtype).permute(0, 3, 1, 2) * self.scale + self.shift
         for op in self.body:
             x = op(x)
         if x.dim() == 4:

@@ -38,6 +38,8 @@ def test_fp32_file_follows_the_contract(ckpt, tmp_path):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [SIZE, SIZE, 3]
     assert [o.name for o in model.graph.output] == ["probs"]
+    # uint8 is only cast (TensorRT accepts uint8 at inputs and in Cast layers, nowhere else)
+    assert [n.op_type for n in model.graph.node if "images" in n.input] == ["Cast"]
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     meta = xonnx.read_metadata(model)
     ckpt_meta = read_ckpt_metadata(ckpt)
