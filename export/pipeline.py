@@ -142,6 +142,10 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
         spec = dataclasses.replace(spec, height=opts.img_size[0], width=opts.img_size[1])
     meta = {**meta, "input": spec.to_dict()}
     out = Path(opts.out) if opts.out is not None else default_output(checkpoint, opts)
+    if opts.format != "triton" and out.is_dir():
+        raise InputError("--out is a folder; give the output file's path", out)
+    if opts.format == "triton" and out.exists() and not out.is_dir():
+        raise InputError("--out must name the Triton repository folder, not a file", out)
 
     log(f"folding {checkpoint.name} ({meta.get('arch')}, {model.topology.branch_counts()} branches per stage)")
     folded, report = fold_model(model, spec, mode=opts.mode, mix=opts.mix, with_logits=opts.logits)

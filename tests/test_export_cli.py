@@ -121,3 +121,10 @@ def test_json_stays_clean_when_the_unfolded_model_cannot_be_exported(tmp_path, c
     doc = json.loads(capfd.readouterr().out)
     assert doc["fold"]["ops_before"] is None and doc["fold"]["ops_after"] > 0
     assert doc["parity"]["runners"][1]["max_abs"] < 1e-4
+
+
+def test_out_must_match_the_format(ckpt, tmp_path, capsys):
+    assert main(["export", str(ckpt), "--out", str(tmp_path)]) == 2
+    assert "--out is a folder" in capsys.readouterr().err
+    assert main(["export", str(ckpt), "--format", "triton", "--out", str(ckpt)]) == 2
+    assert "repository folder" in capsys.readouterr().err
