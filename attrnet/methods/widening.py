@@ -153,7 +153,7 @@ def choose_partition(ab: np.ndarray, cost: float, alpha: float = DEFAULT_ALPHA, 
     top = n if max_groups is None else max(1, min(n, int(max_groups)))
     part = Partition(labels=[0] * n)
     best = np.inf
-    embedding = spectral_embedding(ab, top, seed) if 2 < top < n or (top == 2 and n > 2) else None
+    embedding = spectral_embedding(ab, min(top, n - 1), seed) if top >= 2 and n > 2 else None
     for d in range(1, top + 1):
         labels = spectral_groups(ab, d, restarts, seed, embedding)
         sep = separation_loss(ab, labels)
