@@ -250,7 +250,7 @@ def inference_markdown(cells: list[Cell], cases: list[ModelCase], suite: str) ->
 
 # ---------------------------------------------------------------- end to end
 
-def end_to_end(suite: str, count: int, cores: int, batch: int) -> dict[str, Any]:
+def end_to_end(suite: str, count: int, cores: int, batch: int, rounds: int = 3) -> dict[str, Any]:
     from attrnet.bench.jpegs import write_jpegs
     from attrnet.serve.pipeline import load_item
     from attrnet.serve.predictor import Predictor
@@ -262,29 +262,32 @@ def end_to_end(suite: str, count: int, cores: int, batch: int) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="attrnet-e2e-") as tmp:
         folder = Path(tmp) / "jpegs"
         files = write_jpegs(folder, count, 480, 640, distinct=32)
-        pred = Predictor(model, device=device, batch_size=batch, workers=cores)
+        pred = Predictor(model, device=device, batch_size=batch, workers=cores, threads=cores)
         spec = pred.backend.input_spec
         log(f"e2e: {count} JPEGs 640x480 -> {spec.height}x{spec.width}, {pred!r}")
         items = [Item(str(p), p) for p in files]
-        with ThreadPoolExecutor(cores) as pool:  # warm the page cache and the decoder
-            list(pool.map(lambda it: load_item(it, spec), items[:64]))
-            t0 = time.perf_counter()
-            decoded = list(pool.map(lambda it: load_item(it, spec), items))
-            d_rate = count / (time.perf_counter() - t0)
-        batches = [np.stack(decoded[i:i + batch]) for i in range(0, count - batch + 1, batch)]
-        pred.backend.run(batches[0])
-        t0 = time.perf_counter()
-        for x in batches:
-            pred.backend.run(x)
-        m_rate = sum(len(x) for x in batches) / (time.perf_counter() - t0)
-        list(pred.predict(files[:64]))
-        t0 = time.perf_counter()
-        results = list(pred.predict(folder))
-        e2e = len(results) / (time.perf_counter() - t0)
+        batches: list[np.ndarray] = []
+        d_rate = m_rate = e2e = 0.0
+        with ThreadPoolExecutor(cores) as pool:
+            list(pool.map(lambda it: load_item(it, spec), items[:64]))  # page cache and decoder warm
+            list(pred.predict(files[:64]))
+            for _ in range(rounds):  # best of `rounds`: the least disturbed run on a shared machine
+                t0 = time.perf_counter()
+                decoded = list(pool.map(lambda it: load_item(it, spec), items))
+                d_rate = max(d_rate, count / (time.perf_counter() - t0))
+                batches = [np.stack(decoded[i:i + batch]) for i in range(0, count - batch + 1, batch)]
+                del decoded
+                t0 = time.perf_counter()
+                for x in batches:
+                    pred.backend.run(x)
+                m_rate = max(m_rate, sum(len(x) for x in batches) / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                results = list(pred.predict(folder))
+                e2e = max(e2e, len(results) / (time.perf_counter() - t0))
         errors = sum(1 for r in results if not r.ok)
         stats = pred.stats
     ceiling = pipeline_ceiling(d_rate, m_rate)
-    out = {"model": model.name, "device": device, "images": count, "batch": batch, "workers": cores,
+    out = {"model": model.name, "device": device, "images": count, "batch": batch, "workers": cores, "rounds": rounds,
            "input": f"{spec.height}x{spec.width}", "decode_per_s": d_rate, "model_per_s": m_rate,
            "e2e_per_s": e2e, "ceiling_per_s": ceiling, "efficiency": e2e / ceiling, "errors": errors,
            "stats": {k: v for k, v in vars(stats).items() if isinstance(v, (int, float))}}
@@ -303,7 +306,8 @@ def e2e_markdown(r: dict[str, Any]) -> str:
     if "gpu_goal_efficiency" in r:
         rows.append(["e2e / min(D, M)", f"{r['gpu_goal_efficiency']:.2f} (GPU goal >= 0.8)"])
     head = (f"{r['images']} generated 640x480 JPEGs, model `{r['model']}` (input {r['input']}) on {r['device']}, "
-            f"batch {r['batch']}, {r['workers']} decode threads, {r['errors']} errors.\n\n")
+            f"batch {r['batch']}, {r['workers']} decode threads and {r['workers']} model threads, {r['errors']} errors; "
+            f"D, M and e2e each the best of {r['rounds']} interleaved rounds.\n\n")
     return head + markdown_table(["measure", "images/s"], rows)
 
 
