@@ -120,7 +120,7 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
         "folded torch": torch_runner(folded),
         "ORT fp32": lambda x: sessions["fp32"].run(["probs"], {"images": x}),
         "ORT int8 (QDQ, symmetric)": lambda x: sessions["int8"].run(["probs"], {"images": x}),
-        "ORT int8-cpu (uint8 act.)": lambda x: sessions["int8-cpu"].run(["probs"], {"images": x}),
+        "ORT int8-cpu (uint8 act.; measured, not offered)": lambda x: sessions["int8-cpu"].run(["probs"], {"images": x}),
     }
     speed: dict[str, dict[int, float]] = {label: {} for label in runners}
     for b in (1, 32):

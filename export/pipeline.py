@@ -25,7 +25,7 @@ from attrnet.fileio import atomic_path, atomic_write_text
 from attrnet.input_spec import InputSpec
 
 FORMATS = ("onnx", "engine", "triton")
-PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclass
@@ -63,11 +63,9 @@ def _validate(opts: ExportOptions) -> None:
         raise InputError(f"unknown --format {opts.format!r} (choose from {', '.join(FORMATS)})")
     if opts.precision not in PRECISIONS:
         raise InputError(f"unknown --precision {opts.precision!r} (choose from {', '.join(PRECISIONS)})")
-    if opts.precision.startswith("int8") and opts.calib is None and opts.data is None:
+    if opts.precision == "int8" and opts.calib is None and opts.data is None:
         raise InputError("--precision int8 needs calibration images: --calib DIR or --data SPEC")
     needs_trt = opts.format == "engine" or (opts.format == "triton" and opts.trt)
-    if opts.precision == "int8-cpu" and needs_trt:
-        raise InputError("int8-cpu is for ONNX Runtime on CPU; use --precision int8 for TensorRT")
     if needs_trt and not tensorrt.available():
         raise NotAvailableError(tensorrt.NOT_INSTALLED)
 
@@ -156,8 +154,8 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     source_sha = xonnx.file_sha256(checkpoint)
     onnx_meta = xonnx.onnx_metadata(meta, source_sha, export={"precision": opts.precision, "opset": xonnx.OPSET})
     graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True) if opts.precision == "fp16" else fp32_graph
-    if opts.precision.startswith("int8"):
-        log(f"calibrating int8 ({opts.precision}) on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
+    if opts.precision == "int8":
+        log(f"calibrating int8 on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
         graph = quantize.quantize(graph, calibration_images(opts, spec), opts.precision)
     xonnx.set_metadata(graph, onnx_meta)
     xonnx.check(graph)

@@ -1,9 +1,11 @@
 """int8 ONNX files: QDQ, statically calibrated with ONNX Runtime's quantisation tools.
 
 ``int8`` is the TensorRT-ready layout: per-channel symmetric int8 weights and
-symmetric int8 activations (zero point 0), QuantFormat.QDQ. ``int8-cpu`` is
-the layout ONNX Runtime's CPU kernels prefer: asymmetric uint8 activations
-with per-channel int8 weights (also QDQ; not for TensorRT).
+symmetric int8 activations (zero point 0), QuantFormat.QDQ. ``int8-cpu``
+(asymmetric uint8 activations, the layout ONNX Runtime's CPU kernels are
+usually fastest with) is kept for measurements only: `attrnet export` does
+not offer it, because on the CPU measured (AVX-512 VNNI) it was at most 1.05x
+faster than ``int8`` (benchmarks/EXPORT_RESULTS.md).
 
 Calibration images are uint8 ``[M, H, W, 3]`` arrays fed through the graph's
 own `images` input, so the preprocessing inside the graph is calibrated too.

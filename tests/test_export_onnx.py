@@ -104,15 +104,20 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
     assert result["parity"]["runners"][1]["agreement"] >= 0.98
 
 
-def test_int8_cpu_uses_uint8_activations(ckpt, tmp_path):
-    calib = write_image_folder(tmp_path / "calib", n=8)
-    out = tmp_path / "m.onnx"
-    export_checkpoint(ckpt, _opts(out=out, precision="int8-cpu", calib=calib))
-    model = onnx.load(str(out))
+def test_int8_cpu_layout_uses_uint8_activations_and_is_not_offered(ckpt, tmp_path):
+    from attrnet.errors import InputError
+    from attrnet.export.quantize import quantize
+
+    torch.manual_seed(0)
+    schema = market_schema()
+    folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(schema), schema)), InputSpec(SIZE, SIZE), mode="flops")
+    model = quantize(xonnx.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8-cpu")
     inits = {t.name: t for t in model.graph.initializer}
     zps = [onnx.numpy_helper.to_array(inits[n.input[2]]).dtype for n in model.graph.node
            if n.op_type == "QuantizeLinear" and n.input[2] in inits]
     assert np.dtype(np.uint8) in zps
+    with pytest.raises(InputError, match="unknown --precision"):
+        export_checkpoint(ckpt, _opts(out=tmp_path / "m.onnx", precision="int8-cpu", calib=tmp_path))
 
 
 def test_logits_on_request(tmp_path):
