@@ -104,11 +104,11 @@ class BranchConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gather is not None:
             x = x.index_select(1, self.gather)
-        flat = x.dim() == 2
-        if flat:
-            x = x[:, :, None, None]
-        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-        return y.flatten(1) if flat else y
+        if x.dim() == 2:  # fc features: one Gemm, or a grouped 1x1 conv when the branches stay apart
+            if self.groups == 1:
+                return F.linear(x, self.weight[:, :, 0, 0], self.bias)
+            return F.conv2d(x[:, :, None, None], self.weight, self.bias, 1, 0, 1, self.groups).flatten(1)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
 
 
 class ConvStage(nn.Module):
