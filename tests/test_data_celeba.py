@@ -131,3 +131,37 @@ def test_bad_specs(tmp_path):
     write_celeba(tmp_path)
     with pytest.raises(InputError, match="unknown split"):
         open_dataset(f"celeba:{tmp_path}", "validation")
+
+
+def test_blank_lines(tmp_path):
+    write_celeba(tmp_path)
+    path = tmp_path / "list_attr_celeba.txt"
+    path.write_bytes(path.read_bytes() + b"\r\n  \r\n")  # trailing blank lines are fine
+    assert len(open_dataset(f"celeba:{tmp_path}", "train")) == 3
+    _corrupt(tmp_path, 5, "")
+    with pytest.raises(InputError, match="blank line inside the table") as exc:
+        open_dataset(f"celeba:{tmp_path}")
+    assert exc.value.line == 5
+
+
+def test_chunked_parsing_keeps_rows_and_line_numbers(tmp_path, monkeypatch):
+    from attrnet.data import tables
+
+    monkeypatch.setattr(tables, "_CHUNK_BYTES", 150)  # about one row per chunk
+    values = write_celeba(tmp_path)
+    np.testing.assert_array_equal(open_dataset(f"celeba:{tmp_path}", "test").labels, (values[4:] > 0).astype(np.float32))
+    _corrupt(tmp_path, 7, "000005.jpg " + " 1" * 39 + " 3")
+    with pytest.raises(InputError, match="unknown value '3'") as exc:
+        open_dataset(f"celeba:{tmp_path}")
+    assert exc.value.line == 7
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    write_celeba(tmp_path)
+    path = tmp_path / "list_attr_celeba.txt"
+    lines = path.read_bytes().split(b"\r\n")
+    lines[3] = b"\xff" + lines[3]
+    path.write_bytes(b"\r\n".join(lines))
+    with pytest.raises(InputError, match="not valid UTF-8") as exc:
+        open_dataset(f"celeba:{tmp_path}")
+    assert exc.value.line == 4

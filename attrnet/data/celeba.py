@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import Index
-from attrnet.data.tables import check_files_exist, parse_int_rows, read_count, split_name_rows, table_body
+from attrnet.data.tables import check_files_exist, read_table
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import CELEBA_ATTRIBUTES, celeba_schema
@@ -33,18 +33,12 @@ def find_root(root: Path) -> Path:
 
 def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
     """Image names and a {0, 1} uint8 matrix in the preset's column order."""
-    lines = read_text_lines(path)
-    count = read_count(lines, path)
-    if len(lines) < 2:
-        raise InputError("missing the attribute names line", path, 2)
-    header = lines[1].split()
+    header_line, names, values = read_table(path, len(CELEBA_ATTRIBUTES), (1, -1))
+    header = header_line.split()
     unknown = [h for h in header if h not in CELEBA_ATTRIBUTES]
     if unknown or len(header) != len(CELEBA_ATTRIBUTES) or len(set(header)) != len(header):
         detail = f"unknown attribute {unknown[0]!r}" if unknown else f"{len(header)} names"
         raise InputError(f"expected CelebA's 40 attribute names, got {detail}", path, 2)
-    body = table_body(lines, 2, count, path)
-    names, rests = split_name_rows(body, 3, path)
-    values = parse_int_rows(rests, len(header), (1, -1), 3, path)
     order = [header.index(a) for a in CELEBA_ATTRIBUTES]
     return names, (values[:, order] > 0).astype(np.uint8)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import SPLITS, Index
-from attrnet.data.tables import check_files_exist, parse_int_rows, read_count, split_name_rows, table_body
+from attrnet.data.tables import check_files_exist, read_count, read_table, table_body
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import deepfashion_schema
@@ -61,11 +61,7 @@ def load(root: Path) -> Index:
     names = read_attribute_names(root / CLOTH_FILE)
     schema = deepfashion_schema(names)
     attr_path = root / ATTR_FILE
-    lines = read_text_lines(attr_path)
-    count = read_count(lines, attr_path)
-    body = table_body(lines, 2, count, attr_path)
-    images, rests = split_name_rows(body, 3, attr_path)
-    values = parse_int_rows(rests, len(names), (1, -1, 0), 3, attr_path)
+    _header, images, values = read_table(attr_path, len(names), (1, -1, 0))
     labels = np.where(values == 0, np.nan, (values > 0).astype(np.float32)).astype(np.float32)
     partition = read_partition(root / PARTITION_FILE)
     splits = np.empty(len(images), dtype=object)

@@ -5,6 +5,7 @@ parsed with numpy over the bytes instead of a Python loop over tokens.
 """
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +14,7 @@ import numpy as np
 
 from attrnet.errors import InputError
 
-_CHUNK_BYTES = 32 << 20
+_CHUNK_BYTES = 4 << 20
 
 
 def split_name_rows(lines: Sequence[str], first_line: int, path: Path) -> tuple[list[str], list[str]]:
@@ -28,23 +29,68 @@ def split_name_rows(lines: Sequence[str], first_line: int, path: Path) -> tuple[
     return names, rests
 
 
-def parse_int_rows(
-    rests: Sequence[str], ncols: int, allowed: Sequence[int], first_line: int, path: Path
-) -> np.ndarray:
-    """Parse rows of `ncols` single-digit integers (optionally signed) into int8 ``[n, ncols]``.
+def read_table(path: Path, ncols: int, allowed: Sequence[int]) -> tuple[str, list[str], np.ndarray]:
+    """Read a benchmark table: line 1 the image count, line 2 a header, then ``<name> <ncols values>`` rows.
 
-    Wrong counts and values outside `allowed` raise `InputError` with the file line.
+    Returns (header line, names, int8 values ``[n, ncols]``). The file is
+    memory-mapped and parsed in chunks, so memory stays near the size of the
+    result. Values are single digits with an optional sign, each in `allowed`.
     """
-    out = np.empty((len(rests), ncols), np.int8)
-    start = 0
-    while start < len(rests):
-        stop, size = start, 0
-        while stop < len(rests) and (size < _CHUNK_BYTES or stop == start):
-            size += len(rests[stop]) + 1
-            stop += 1
-        out[start:stop] = _parse_chunk(rests[start:stop], ncols, allowed, first_line + start, path)
-        start = stop
-    return out
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path) from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise InputError("empty file", path)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            pos = 3 if mm[:3] == b"\xef\xbb\xbf" else 0
+            head: list[str] = []
+            while len(head) < 2 and pos < size:
+                nl = mm.find(b"\n", pos)
+                nl = size if nl < 0 else nl
+                head.append(_decode(mm[pos:nl], path, len(head) + 1).rstrip())
+                pos = nl + 1
+            count = read_count(head, path)
+            if len(head) < 2:
+                raise InputError("missing the header line", path, 2)
+            names, chunks = [], []
+            line, blank_at = 3, None
+            while pos < size:
+                end = min(pos + _CHUNK_BYTES, size)
+                if end < size:
+                    nl = mm.rfind(b"\n", pos, end)
+                    nl = nl if nl >= 0 else mm.find(b"\n", end)
+                    end = size if nl < 0 else nl + 1
+                lines = [ln.rstrip() for ln in _decode(mm[pos:end], path, line).splitlines()]
+                pos = end
+                rows = []
+                for k, text in enumerate(lines):
+                    if not text:
+                        blank_at = blank_at or line + k
+                    elif blank_at is not None:
+                        raise InputError("blank line inside the table", path, blank_at)
+                    else:
+                        rows.append(text)
+                chunk_names, rests = split_name_rows(rows, line, path)
+                if rests:
+                    chunks.append(_parse_chunk(rests, ncols, allowed, line, path))
+                names += chunk_names
+                line += len(lines)
+    if len(names) != count:
+        raise InputError(f"first line says {count} images but the file has {len(names)} rows", path, 1)
+    values = np.concatenate(chunks) if chunks else np.zeros((0, ncols), np.int8)
+    return head[1], names, values
+
+
+def _decode(data: bytes, path: Path, first_line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not valid UTF-8 text", path, first_line + data[: exc.start].count(b"\n")) from None
 
 
 def _parse_chunk(rests: Sequence[str], ncols: int, allowed: Sequence[int], first_line: int, path: Path) -> np.ndarray:
