@@ -62,7 +62,8 @@ def load(root: Path) -> Index:
     schema = deepfashion_schema(names)
     attr_path = root / ATTR_FILE
     _header, images, values = read_table(attr_path, len(names), (1, -1, 0))
-    labels = np.where(values == 0, np.nan, (values > 0).astype(np.float32)).astype(np.float32)
+    labels = (values > 0).astype(np.float32)
+    labels[values == 0] = np.nan
     partition = read_partition(root / PARTITION_FILE)
     splits = np.empty(len(images), dtype=object)
     for k, img in enumerate(images):
