@@ -165,3 +165,11 @@ def test_invalid_utf8_names_the_line(tmp_path):
     with pytest.raises(InputError, match="not valid UTF-8") as exc:
         open_dataset(f"celeba:{tmp_path}")
     assert exc.value.line == 4
+
+
+def test_reduce_to_decodes_large_jpegs_smaller(tmp_path):
+    write_celeba(tmp_path)
+    big = np.random.default_rng(0).integers(0, 255, (240, 200, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "img_align_celeba" / "000001.jpg"), big)
+    assert open_dataset(f"celeba:{tmp_path}")[0][0].shape == (3, 240, 200)
+    assert open_dataset(f"celeba:{tmp_path}", reduce_to=(60, 50))[0][0].shape == (3, 60, 50)

@@ -58,11 +58,15 @@ def open_dataset(
     transform: Callable[[Any], Any] | None = None,
     *,
     allow_outside: bool = False,
+    reduce_to: tuple[int, int] | None = None,
 ) -> AttributeDataset:
-    """One split ("train", "val" or "test") of the dataset ``format:path``; it may be empty."""
+    """One split ("train", "val" or "test") of the dataset ``format:path``; it may be empty.
+
+    `reduce_to` (the model input size) allows reduced-size JPEG decoding, see `AttributeDataset`.
+    """
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
-    return load_index(spec, allow_outside=allow_outside).subset(split, transform)
+    return load_index(spec, allow_outside=allow_outside).subset(split, transform, reduce_to)
 
 
 def dataset_splits(spec: str, *, allow_outside: bool = False) -> dict[str, int]:

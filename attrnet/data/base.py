@@ -21,7 +21,9 @@ class AttributeDataset(Dataset):
     ``ds[i]`` is ``(image, labels)``: the image is ``transform(rgb uint8 HxWx3)``
     when a transform is given, else a uint8 tensor ``[3, H, W]``; labels are a
     float32 tensor ``[num_columns]``. A categorical attribute is one-hot over
-    its columns, all NaN when missing.
+    its columns, all NaN when missing. Setting ``reduce_to = (h, w)`` (the
+    model's input size) lets large JPEGs decode at 1/2, 1/4 or 1/8 scale; the
+    transform still does the final resize.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class AttributeDataset(Dataset):
         paths: list[Path],
         labels: np.ndarray,
         transform: Callable[[np.ndarray], Any] | None = None,
+        reduce_to: tuple[int, int] | None = None,
     ) -> None:
         if labels.shape != (len(paths), schema.num_columns):
             raise ValueError(f"labels shape {labels.shape} does not match {len(paths)} images x {schema.num_columns} columns")
@@ -43,12 +46,13 @@ class AttributeDataset(Dataset):
         self.paths = paths
         self.labels = labels
         self.transform = transform
+        self.reduce_to = reduce_to
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
-        img = decode_image(self.paths[i])
+        img = decode_image(self.paths[i], reduce_to=self.reduce_to)
         if self.transform is not None:
             image = self.transform(img)
         else:

@@ -29,13 +29,18 @@ class Index:
     def counts(self) -> dict[str, int]:
         return {s: int(np.count_nonzero(self.splits == s)) for s in SPLITS}
 
-    def subset(self, split: str, transform: Callable[[np.ndarray], Any] | None = None) -> "AttributeDataset":
+    def subset(
+        self,
+        split: str,
+        transform: Callable[[np.ndarray], Any] | None = None,
+        reduce_to: tuple[int, int] | None = None,
+    ) -> "AttributeDataset":
         from attrnet.data.base import AttributeDataset
 
         keep = np.flatnonzero(self.splits == split)
         paths = [self.paths[i] for i in keep]
         labels = np.ascontiguousarray(self.labels[keep], dtype=np.float32).reshape(len(keep), self.schema.num_columns)
-        return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform)
+        return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform, reduce_to)
 
 
 def positive_rate(labels: np.ndarray) -> np.ndarray:
