@@ -95,6 +95,23 @@ def _resolve(root: Path, value: str, allow_outside: bool, path: Path, line: int)
     return joined
 
 
+def _label_matrix(schema: Schema, columns: dict[str, list[str]], line_nos: list[int], path: Path) -> np.ndarray:
+    """float32 ``[rows, num_columns]``: 1/0/NaN, categorical one-hot (all NaN when missing)."""
+    labels = np.full((len(line_nos), schema.num_columns), np.nan, np.float32)
+    for attr, sl in zip(schema.attributes, schema.slices):
+        for k, v in enumerate(columns[attr.name]):
+            if attr.kind == "binary":
+                if v not in BINARY_VALUES:
+                    raise InputError(f"column {attr.name!r}: unknown value {v!r} (expected 1, 0, -1 or empty)", path, line_nos[k])
+                labels[k, sl.start] = BINARY_VALUES[v]
+            elif v not in MISSING:
+                if v not in attr.classes:
+                    raise InputError(f"column {attr.name!r}: unknown class {v!r}", path, line_nos[k])
+                labels[k, sl] = 0.0
+                labels[k, sl.start + attr.classes.index(v)] = 1.0
+    return labels
+
+
 def load(root: Path, allow_outside: bool = False) -> Index:
     root = Path(os.path.abspath(root))
     path = root / LABELS_FILE
@@ -113,19 +130,7 @@ def load(root: Path, allow_outside: bool = False) -> Index:
             raise InputError(f"columns do not match the attributes of {SCHEMA_FILE}", path, 1)
     else:
         schema = _infer_schema(attr_cols, columns, line_nos, path)
-    labels = np.full((len(rows), schema.num_columns), np.nan, np.float32)
-    for attr, sl in zip(schema.attributes, schema.slices):
-        values = columns[attr.name]
-        for k, v in enumerate(values):
-            if attr.kind == "binary":
-                if v not in BINARY_VALUES:
-                    raise InputError(f"column {attr.name!r}: unknown value {v!r} (expected 1, 0, -1 or empty)", path, line_nos[k])
-                labels[k, sl.start] = BINARY_VALUES[v]
-            elif v not in MISSING:
-                if v not in attr.classes:
-                    raise InputError(f"column {attr.name!r}: unknown class {v!r}", path, line_nos[k])
-                labels[k, sl] = 0.0
-                labels[k, sl.start + attr.classes.index(v)] = 1.0
+    labels = _label_matrix(schema, columns, line_nos, path)
     if "split" in columns:
         for k, s in enumerate(columns["split"]):
             if s not in SPLITS:
