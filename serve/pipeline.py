@@ -42,10 +42,11 @@ class Stats:
     decode_seconds: float = 0.0  # summed over decode threads
     model_seconds: float = 0.0  # the caller's thread inside the backend
     started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None  # set when the run ends
 
     @property
     def wall_seconds(self) -> float:
-        return time.perf_counter() - self.started
+        return (self.finished if self.finished is not None else time.perf_counter()) - self.started
 
     @property
     def images_per_second(self) -> float:
@@ -188,6 +189,7 @@ class Pipeline:
             if pending is not None:
                 yield self._collect(*pending)
         finally:
+            self.stats.finished = time.perf_counter()
             stop.set()
             while producer.is_alive():
                 try:
