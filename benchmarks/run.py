@@ -362,7 +362,12 @@ def training(suite: str, cores: int) -> list[dict[str, Any]]:
     return out
 
 
-def train_markdown(rows: list[dict[str, Any]]) -> str:
+def torch_baseline_mb() -> float:
+    """Peak RSS of a child that only imports torch: the floor under every training figure."""
+    return run_child([sys.executable, "-c", "import torch"], timeout_s=120).max_rss_mb
+
+
+def train_markdown(rows: list[dict[str, Any]], baseline_mb: float | None = None) -> str:
     shared = next((r["images_per_s"] for r in rows if r.get("method") == "shared" and r.get("weighting") == "equal"
                    and "images_per_s" in r), None)
     body = []
@@ -374,8 +379,11 @@ def train_markdown(rows: list[dict[str, Any]]) -> str:
                      f"{r['max_rss_mb']:,.0f}",
                      f"{r['peak_gpu_mb']:,.0f}" if r.get("peak_gpu_mb") else "-",
                      "" if ok else "error: " + r["error"]])
-    return markdown_table(["model", "weighting", "K columns", "params", "batch", "train images/s",
-                           "vs shared equal", "peak RSS MiB", "peak GPU MiB", "note"], body)
+    table = markdown_table(["model", "weighting", "K columns", "params", "batch", "train images/s",
+                            "vs shared equal", "peak RSS MiB", "peak GPU MiB", "note"], body)
+    if baseline_mb is not None:
+        table += f"\n\nA child process that only imports torch peaks at {baseline_mb:,.0f} MiB on this machine."
+    return table
 
 
 # ---------------------------------------------------------------- goals
@@ -529,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         raw["e2e"] = r
     if "train" in sections:
         rows = training(args.suite, cores)
-        parts["train"] = train_markdown(rows)
+        parts["train"] = train_markdown(rows, torch_baseline_mb())
         raw["train"] = rows
     parts["goals"] = goals_markdown(raw, args.suite)
     info = machine.describe()
