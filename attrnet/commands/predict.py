@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -14,6 +15,7 @@ import typer
 from attrnet.commands.common import info, print_json
 
 TABLE_ROWS = 20
+LOG_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
 def register(app: typer.Typer) -> None:
@@ -87,13 +89,20 @@ def register(app: typer.Typer) -> None:
 
 
 def _with_progress(results: Iterator[Any], predictor: Any) -> Iterator[Any]:
-    """Pass results through, showing count, errors and images/s on stderr (when it is a terminal)."""
+    """Pass results through, showing count, errors and images/s on stderr: a live line on a terminal,
+    else a plain line every LOG_EVERY seconds (for logs)."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield from results
+        last = time.perf_counter()
+        for n, r in enumerate(results, 1):
+            yield r
+            if time.perf_counter() - last >= LOG_EVERY:
+                last = time.perf_counter()
+                stats = predictor.stats
+                info(f"predict: {n} images, {stats.errors} errors, {n / max(stats.wall_seconds, 1e-9):.1f} images/s")
         return
     columns = (SpinnerColumn(), TextColumn("{task.completed} images"), TextColumn("{task.fields[errors]} errors"),
                TextColumn("{task.fields[rate]:.1f} images/s"), TimeElapsedColumn())
