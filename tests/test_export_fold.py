@@ -94,13 +94,21 @@ def test_vgg_fc_stages_absorb_pool_and_cross_stitch():
 
 
 def test_resnet_blocks_with_gather_and_downsample():
-    w = backbone("resnet18").widths
+    # thin widths (the topology sets them) keep this fast; the block structure is resnet18's
+    w = [8, 8, 8, 16, 16, 32, 32, 64, 64]
     # stage 2: a gather feeding an identity shortcut; stage 3: uneven fan-out into a downsampling block
     stages = [[Branch(0, w[0])], [Branch(0, w[1])], [Branch(0, w[2]), Branch(0, w[2])],
               [Branch(0, w[3]), Branch(1, w[3]), Branch(1, w[3])]]
     stages += [[Branch(0, x), Branch(1, x), Branch(2, x)] for x in w[4:]]
     topo = Topology("resnet18", stages, {n: i % 3 for i, n in enumerate(MARKET.names)})
-    _check(topo, mode="dense")
+    for mode in ("grouped", "dense", "measure"):
+        _check(topo, mode=mode)
+
+
+def test_resnet_bottlenecks_and_stem_branches():
+    widths = [8] + [16] * 3 + [32] * 4 + [64] * 6 + [128] * 3
+    _check(split("resnet50", widths, GROUPS, 0), mode="dense")  # the stem itself branches
+    _check(split("resnet50", widths, GROUPS, 8), mode="grouped")
 
 
 def test_fold_bn_matches_conv_then_bn():

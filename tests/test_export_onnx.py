@@ -157,3 +157,21 @@ def test_decisions_threshold_and_argmax():
     thr = [0.8 if b else None for b in schema.binary_columns]
     dec = decisions(probs, schema, thr)
     assert dec[0, 0] == 0 and dec[1, schema.index("age")] == 2
+
+
+def test_branched_vgg_with_fc_stages_runs_in_onnxruntime():
+    from attrnet.models.backbones import backbone
+    from attrnet.models.topology import split
+
+    torch.manual_seed(0)
+    schema = market_schema()
+    groups = {"a": schema.names[:5], "b": schema.names[5:]}
+    model = randomise(MultiTaskNet(split("vgg16-thin", backbone("vgg16-thin").widths, groups, 12), schema))
+    spec = InputSpec(SIZE, SIZE)
+    folded, _ = fold_model(model, spec, mode="flops")
+    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
+    ops = xonnx.op_counts(graph)
+    assert "AveragePool" not in ops and "GlobalAveragePool" not in ops  # the 1x1 -> 7x7 pool is in the fc weight
+    imgs = images(4)
+    got = xonnx.run_probs(xonnx.session(graph), imgs.numpy())
+    assert np.abs(got - reference_probs(model, spec, imgs).numpy()).max() < 1e-4
