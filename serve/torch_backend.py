@@ -19,33 +19,16 @@ from torch import nn
 from attrnet.checkpoint import load_model
 from attrnet.errors import NotAvailableError
 from attrnet.input_spec import InputSpec
-from attrnet.models.net import MultiTaskNet, probabilities
+from attrnet.models.net import MultiTaskNet
 from attrnet.serve.backends import Backend
 
 
-class UInt8Model(nn.Module):
-    """uint8 ``[N, H, W, 3]`` RGB -> normalise -> network -> probabilities ``[N, C]``."""
-
-    def __init__(self, net: MultiTaskNet, mean: list[float], std: list[float]):
-        super().__init__()
-        self.net = net
-        self.register_buffer("scale", (1.0 / (255.0 * torch.tensor(std))).view(1, 3, 1, 1))
-        self.register_buffer("shift", (-torch.tensor(mean) / torch.tensor(std)).view(1, 3, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).to(self.scale.dtype) * self.scale + self.shift
-        return probabilities(self.net(x).float(), self.net.schema)
-
-
 def serving_module(net: MultiTaskNet, spec: InputSpec) -> nn.Module:
-    """The folded module `attrnet export` would emit (BatchNorm, branches and heads folded); the model
-    itself behind `UInt8Model` where a topology cannot be folded."""
+    """The folded module `attrnet export` emits (BatchNorm, branches and heads folded):
+    uint8 ``[N, H, W, 3]`` RGB in, probabilities ``[N, C]`` out."""
     from attrnet.export.fold import fold_model
 
-    try:
-        folded, _ = fold_model(net, spec, mode="flops")
-    except ValueError:
-        return UInt8Model(net, list(spec.mean), list(spec.std)).eval()
+    folded, _ = fold_model(net, spec, mode="flops")
     return folded.eval()
 
 

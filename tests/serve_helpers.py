@@ -1,8 +1,6 @@
 """Helpers for the serving tests: small model files (checkpoint + ONNX) and odd image files."""
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +9,17 @@ SIZE = 32
 
 
 def make_model_files(folder: Path, preset: str = "celeba", size: int = SIZE, seed: int = 0) -> tuple[Path, Path]:
-    """A random `tiny` model as `<folder>/m.safetensors` and an ONNX file following the contract."""
-    import onnx
+    """A random `tiny` model as `<folder>/m.safetensors` and its ONNX export `<folder>/m.onnx`."""
     import torch
 
     from attrnet import checkpoint as ckpt
+    from attrnet.export import onnx as export_onnx
+    from attrnet.export.fold import fold_model
     from attrnet.input_spec import InputSpec
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
     from attrnet.models.topology import shared
     from attrnet.schema import preset as schema_preset
-    from attrnet.serve.torch_backend import UInt8Model
 
     folder.mkdir(parents=True, exist_ok=True)
     schema = schema_preset(preset)
@@ -31,20 +29,12 @@ def make_model_files(folder: Path, preset: str = "celeba", size: int = SIZE, see
         net.head.weight.normal_(0, 1.0)
     spec = InputSpec(size, size)
     meta = ckpt.model_metadata(net, spec.to_dict())
-    meta["thresholds"] = [0.5 if b else None for b in schema.binary_columns]
     st = folder / "m.safetensors"
     ckpt.save_model(st, net, meta)
-    module = UInt8Model(net, list(spec.mean), list(spec.std)).eval()
-    onnx_path = folder / "m.onnx"
-    x = torch.zeros((2, size, size, 3), dtype=torch.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), str(onnx_path), dynamo=False, input_names=["images"],
-                          output_names=["probs"], dynamic_axes={"images": {0: "N"}, "probs": {0: "N"}},
-                          opset_version=17)
-    proto = onnx.load(str(onnx_path))
-    onnx.helper.set_model_props(proto, {"attrnet": json.dumps(meta)})
-    onnx.save(proto, str(onnx_path))
+    folded, _ = fold_model(net, spec, mode="flops")
+    proto = export_onnx.trace_to_onnx(folded, size, size)
+    onnx_path = export_onnx.save(export_onnx.set_metadata(proto, export_onnx.onnx_metadata(
+        meta, export_onnx.file_sha256(st))), folder / "m.onnx")
     return st, onnx_path
 
 

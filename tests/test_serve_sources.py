@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from attrnet.errors import InputError
+from attrnet.imageio import resize_to_spec
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import iter_items
 from serve_helpers import random_images, write_jpegs
@@ -91,6 +92,8 @@ def test_arrays_pil_bytes_and_mixed_iterables(tmp_path, predictor):
     by_batch = list(predictor.predict(batch))
     assert [r.source for r in by_batch] == ["<array 0>", "<array 1>", "<array 2>"]
     single = list(predictor.predict(imgs[1]))
+    model_only = predictor.predict_arrays(np.stack([resize_to_spec(i, predictor.backend.input_spec) for i in imgs]))
+    np.testing.assert_allclose(model_only[2], [by_batch[2].probs[c] for c in predictor.columns], atol=1e-6)
     assert single[0].probs == pytest.approx(by_batch[1].probs, abs=1e-6)
     ok, buf = cv2.imencode(".png", imgs[2][:, :, ::-1])
     pil = Image.fromarray(imgs[0])
