@@ -133,6 +133,8 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     from attrnet.checkpoint import load_model
 
     checkpoint = Path(checkpoint)
+    if opts.trt and opts.format == "onnx":  # --trt alone means an engine
+        opts = dataclasses.replace(opts, format="engine")
     _validate(opts)
     model, meta = load_model(checkpoint)
     spec = InputSpec.from_dict(meta["input"])
@@ -184,7 +186,7 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     if opts.format == "onnx":
         rep = check({})
         written = [xonnx.save(graph, out)]
-    elif opts.format == "engine" or opts.trt:
+    elif opts.format == "engine" or opts.trt:  # an engine, or a Triton repository holding a plan
         plan, rep = _engine_with_parity(onnx_bytes, onnx_meta, opts, spec, columns, outputs, out, check)
         if opts.format == "engine":
             side = tensorrt.sidecar(onnx_meta, opts.precision, opts.batch, spec.height, spec.width, columns,

@@ -89,3 +89,27 @@ def test_triton_repository_replaces_a_stale_model_file(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["attrnet/config.pbtxt", "attrnet/1/model.onnx"]
     assert not (tmp_path / "attrnet" / "1" / "model.plan").exists()
     assert (tmp_path / "attrnet" / "config.pbtxt").read_text() == "cfg2"
+
+
+@pytest.mark.skipif(not xtrt.available(), reason=NO_TRT)
+def test_export_engine_end_to_end(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from attrnet.cli import main
+
+    from export_helpers import save_checkpoint
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a CUDA GPU")
+    ckpt = save_checkpoint(tmp_path / "best.safetensors")
+    assert main(["export", str(ckpt), "--trt", "--precision", "fp16", "--batch", "1:4:8",
+                 "--fold-mode", "flops", "--parity-images", "16", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    engine = tmp_path / "best.fp16.engine"
+    assert doc["outputs"] == [str(engine), str(engine) + ".json"]
+    assert [r["name"] for r in doc["parity"]["runners"]] == ["folded", "onnxruntime", "tensorrt"]
+    side = json.loads((tmp_path / "best.fp16.engine.json").read_text())
+    assert side["engine"]["batch"] == {"min": 1, "opt": 4, "max": 8}
+    assert (tmp_path / "trt.timing.cache").stat().st_size > 0

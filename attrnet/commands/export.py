@@ -53,8 +53,6 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"unknown --instance {instance!r} (gpu or cpu)")
         if parity_images < 1 or workspace_mib < 1:
             raise InputError("--parity-images and --workspace must be positive")
-        if trt and fmt == "onnx":
-            fmt = "engine"
         opts = ExportOptions(
             format=fmt, precision=precision, trt=trt, data=data, calib=calib, batch=parse_batch(batch),
             img_size=parse_img_size(img_size) if img_size else None, out=out, logits=logits,
