@@ -149,6 +149,9 @@ def test_engine_sidecar(tmp_path, files):
     meta = read_metadata(files[0])
     (tmp_path / "best.fp16.engine.json").write_text(json.dumps(meta))
     assert read_sidecar(engine)["schema"] == meta["schema"]
+    # the exporter's sidecar: the metadata under "attrnet", build details under "engine"
+    (tmp_path / "best.fp16.engine.json").write_text(json.dumps({"attrnet": meta, "engine": {"precision": "fp16"}}))
+    assert read_sidecar(engine)["thresholds"] == meta["thresholds"]
     with pytest.raises(InputError, match="needs a CUDA device"):
         open_backend(engine, device="cpu")
 
