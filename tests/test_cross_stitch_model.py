@@ -71,6 +71,20 @@ def test_unit_computes_weighted_sum_of_columns(granularity):
         assert torch.allclose(y[:, b * c:(b + 1) * c], want, atol=1e-5)
 
 
+@pytest.mark.parametrize("granularity", ["channel", "scalar"])
+def test_unit_mixes_fully_connected_columns(granularity):
+    torch.manual_seed(0)
+    unit = CrossStitch(4, 6, granularity)
+    with torch.no_grad():
+        unit.alpha.normal_()
+    x = torch.randn(3, 24, requires_grad=True)
+    y = unit(x)
+    want = torch.einsum("bac,nac->nbc", unit.matrix(), x.reshape(3, 4, 6)).reshape(3, 24)
+    assert torch.allclose(y, want, atol=1e-5)
+    y.sum().backward()
+    assert unit.alpha.grad is not None and x.grad is not None
+
+
 def test_identity_alphas_equal_separate_columns():
     model = _cs_model()
     _randomise_bn(model)

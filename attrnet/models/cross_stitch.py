@@ -1,7 +1,8 @@
 """Cross-stitch unit (Misra et al., CVPR 2016): x̃_b = Σ_a α_ba x_a.
 
-All K columns are mixed by one einsum over the branch-major activation
-``[N, K*C, ...]``. Alphas are ``[K, K]`` (scalar) or ``[K, K, C]`` (per channel),
+All K columns are mixed by one op over the branch-major activation
+``[N, K*C, ...]`` (a matmul for scalar alphas, a grouped 1x1 conv for channel
+alphas). Alphas are ``[K, K]`` (scalar) or ``[K, K, C]`` (per channel),
 initialised to α_same on the diagonal and α_diff = (1-α_same)/(K-1) elsewhere,
 so every row is convex for any K.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
@@ -54,14 +56,19 @@ class CrossStitch(nn.Module):
             self.alpha.copy_(init_alphas(self.k, per_channel, same))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        rest = x.shape[2:]
-        xb = x.reshape(n, self.k, self.channels, -1)
-        if self.alpha.dim() == 3:
-            y = torch.einsum("bac,nacp->nbcp", self.alpha, xb)
-        else:
-            y = torch.einsum("ba,nacp->nbcp", self.alpha, xb)
-        return y.reshape(n, self.k * self.channels, *rest)
+        n, k, c = x.shape[0], self.k, self.channels
+        if self.alpha.dim() == 2:  # scalar: one matmul over the column axis
+            return torch.matmul(self.alpha, x.reshape(n, k, -1)).reshape(x.shape)
+        if x.dim() == 4:
+            # channel-major, then a 1x1 conv with one K->K group per channel: on CPU this
+            # runs several times faster than the equivalent einsum (forward and backward)
+            h, w = x.shape[2], x.shape[3]
+            xc = x.reshape(n, k, c, h, w).transpose(1, 2).reshape(n, c * k, h, w)
+            weight = self.alpha.permute(2, 0, 1).reshape(c * k, k, 1, 1)
+            y = F.conv2d(xc, weight, groups=c)
+            return y.reshape(n, c, k, h, w).transpose(1, 2).reshape(x.shape)
+        y = torch.einsum("bac,nacp->nbcp", self.alpha, x.reshape(n, k, c, -1))
+        return y.reshape(x.shape)
 
 
 def reset_alphas(model: "MultiTaskNet", same: float) -> None:
