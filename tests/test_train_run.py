@@ -231,3 +231,42 @@ def test_market_without_val_split_holds_out_part_of_train(tmp_path, capsys):
     assert [t is None for t in meta["thresholds"]] == ["=" in c for c in kinds]
     assert "mA" in meta["metrics"] and meta["metrics"]["per_attribute"].keys() >= {"age", "upcolor"}
     assert "holding out" in capsys.readouterr().err
+
+
+def test_method_hooks_and_model_replacement(tmp_path, celeba, monkeypatch):
+    import attrnet.train.trainer as trainer_module
+    from attrnet.methods.base import Method
+    from attrnet.models.net import MultiTaskNet
+
+    class Widen(Method):
+        """Records the hooks; at the first validation swaps in a two-branch model."""
+
+        def __init__(self, options=None):
+            super().__init__(options)
+            self.steps, self.validations, self.finished = [], [], False
+
+        def after_step(self, step, losses, mask, logits, labels):
+            assert losses.shape == mask.shape == (16, 40) and logits.shape == labels.shape == (16, 40)
+            self.steps.append(step)
+
+        def after_validation(self, step, val_loss, model):
+            self.validations.append((step, val_loss))
+            if len(self.validations) == 1:
+                names = model.schema.names
+                topo = split("tiny", backbone("tiny").widths, {"g": names[:10], "h": names[10:]}, 3)
+                return MultiTaskNet(topo, model.schema)
+            return None
+
+        def finish(self, model, run_dir):
+            self.finished = True
+
+    method = Widen()
+    monkeypatch.setattr(trainer_module, "make_method", lambda name, options=None: method)
+    t = Trainer(_cfg(celeba, tmp_path / "run", epochs=2, val_every=4, val_batches=1))
+    t.run()
+    assert method.steps == list(range(12))
+    assert [s for s, _ in method.validations] == [4, 8, 12]
+    assert all(loss == loss and loss > 0 for _, loss in method.validations)
+    assert method.finished and t.model.topology.branch_counts() == [1, 1, 1, 2]
+    assert Topology.load(tmp_path / "run" / "topology.json").num_leaves == 2
+    assert ckpt.load_model(tmp_path / "run" / "last.safetensors")[0].topology.num_leaves == 2

@@ -1,7 +1,8 @@
 """`last.safetensors`: everything `--resume` needs, as tensors plus JSON in the header.
 
-Tensor keys are prefixed: ``model/``, ``optim/<param index>/<name>``,
-``weighting/``, ``method/``, ``rng/``. Non-tensor optimiser state (param group
+The model's tensors keep their own names (so `load_model` reads a
+`last.safetensors` like a `best.safetensors`); the rest are prefixed
+``optim/<param index>/<name>``, ``weighting/``, ``method/``, ``rng/``. Non-tensor optimiser state (param group
 hyper-parameters) and the trainer's counters live in the metadata under
 ``"resume"``. Nothing is pickled.
 """
@@ -76,7 +77,7 @@ def save_last(path: str | Path, *, model: torch.nn.Module, optimizer: torch.opti
               metadata: dict[str, Any], resume: dict[str, Any]) -> None:
     """Write `last.safetensors` atomically."""
     opt_tensors, opt_info = optimizer_to_tensors(optimizer)
-    tensors = _flatten("model", model.state_dict())
+    tensors = dict(model.state_dict())
     tensors.update(opt_tensors)
     tensors.update(_flatten("weighting", weighting_state))
     tensors.update(_flatten("method", method_state))
@@ -89,7 +90,8 @@ def save_last(path: str | Path, *, model: torch.nn.Module, optimizer: torch.opti
 def load_last(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
     """Sections (model, weighting, method, optim, rng) of a `last.safetensors` and its metadata."""
     tensors, meta = load_checkpoint(path)
-    sections = {name: _unflatten(name, tensors) for name in ("model", "weighting", "method")}
+    sections = {name: _unflatten(name, tensors) for name in ("weighting", "method")}
+    sections["model"] = {k: v for k, v in tensors.items() if "/" not in k}
     sections["optim"] = {k: v for k, v in tensors.items() if k.startswith("optim/")}
     sections["rng"] = {k: v for k, v in tensors.items() if k.startswith("rng/")}
     return sections, meta
