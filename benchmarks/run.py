@@ -139,11 +139,11 @@ def cpu_variants(net, case: ModelCase, work: Path, cores: int) -> dict[str, Call
     from attrnet.export.fold import fold_model
     from attrnet.input_spec import InputSpec
     from attrnet.serve.backends import open_backend
-    from attrnet.serve.torch_backend import UInt8Model
+    from attrnet.bench.eager import EagerUInt8
 
     spec = InputSpec(case.size, case.size)
     torch.set_num_threads(cores)
-    eager = UInt8Model(net, list(spec.mean), list(spec.std)).eval()
+    eager = EagerUInt8(net, spec).eval()
     folded, _ = fold_model(net, spec)
 
     def torch_run(module):
@@ -170,10 +170,10 @@ def gpu_variants(net, case: ModelCase) -> dict[str, Callable[[Any], Any]]:
     from attrnet.export.fold import fold_model
     from attrnet.input_spec import InputSpec
     from attrnet.serve.gpu import CudaGraphRunner, prepare_module
-    from attrnet.serve.torch_backend import UInt8Model
+    from attrnet.bench.eager import EagerUInt8
 
     spec = InputSpec(case.size, case.size)
-    eager = prepare_module(UInt8Model(net, list(spec.mean), list(spec.std)), "cuda", torch.float16,
+    eager = prepare_module(EagerUInt8(net, spec), "cuda", torch.float16,
                            channels_last=False)
     folded = prepare_module(fold_model(net, spec)[0], "cuda", torch.float16)
     graphs = CudaGraphRunner(folded, case.batches, torch.float16, image_shape=(case.size, case.size), prepared=True)

@@ -181,3 +181,27 @@ def test_training_step_speed_harness():
     r = measure({"img_size": 32, "batch_size": 4, "steps": 1, "warmup": 1, "weighting": "awmt", "threads": 1})
     assert r["images_per_s"] > 0 and 0 < r["params"] < model.num_parameters()
     assert r["columns_k"] == 1 and r["weighting"] == "awmt" and r["peak_gpu_mb"] is None
+
+
+def test_eager_baseline_matches_folded_model():
+    import torch
+
+    from attrnet.bench.eager import EagerUInt8
+    from attrnet.export.fold import fold_model
+    from attrnet.input_spec import InputSpec
+    from attrnet.models.backbones import backbone
+    from attrnet.models.net import MultiTaskNet
+    from attrnet.models.topology import shared
+    from attrnet.schema import Schema, binary, categorical
+
+    schema = Schema((binary("a"), categorical("c", ["x", "y", "z"])))
+    torch.manual_seed(0)
+    net = MultiTaskNet(shared("tiny", backbone("tiny").widths, schema.names), schema).eval()
+    spec = InputSpec(32, 32)
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        eager = EagerUInt8(net, spec)(x)
+        folded = fold_model(net, spec, mode="flops")[0](x)
+    assert eager.shape == (3, 4)
+    assert torch.allclose(eager[:, 1:].sum(1), torch.ones(3))  # softmax over the categorical group
+    assert torch.allclose(eager, folded, atol=1e-4)
