@@ -112,6 +112,7 @@ def main() -> None:
     d, m, e = (statistics.median(x) for x in (d_runs, m_runs, e_runs))
     dc, mc, ec = (1000 * statistics.median(x) for x in (d_cpu, m_cpu, e_cpu))
     ceiling = 1.0 / (1.0 / d + 1.0 / m)
+    per_round = [ee * (1.0 / dd + 1.0 / mm) for dd, mm, ee in zip(d_runs, m_runs, e_runs)]
     model_name = args.model.name if args.model else "default.onnx (shipped, tiny, 64x64)"
     lines = [
         "# attrnet predict pipeline on CPU",
@@ -135,7 +136,8 @@ def main() -> None:
         "its efficiency row is (D + M CPU cost) / end-to-end CPU cost, i.e. how little work pipelining adds.",
         "",
         f"Rounds: D {', '.join(f'{x:.0f}' for x in d_runs)}; M {', '.join(f'{x:.0f}' for x in m_runs)}; "
-        f"end-to-end {', '.join(f'{x:.0f}' for x in e_runs)}.",
+        f"end-to-end {', '.join(f'{x:.0f}' for x in e_runs)}; efficiency per round "
+        f"{', '.join(f'{x:.2f}' for x in per_round)} (median {statistics.median(per_round):.2f}).",
         f"Last end-to-end run: decode {stats.decode_seconds:.2f} thread-seconds, model {stats.model_seconds:.2f} s, "
         f"wall {stats.wall_seconds:.2f} s.",
         "",
