@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from attrnet.errors import InputError
 from attrnet.schema import Schema
 from attrnet.serve.backends import Backend, cpu_count, open_backend
 from attrnet.serve.pipeline import Pipeline, Stats
