@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -244,7 +244,28 @@ def budgets_up_to(budget: float, costs: Sequence[float]) -> list[float]:
     return sorted({float(b) for b in range(max(lo, 1), int(np.floor(budget)) + 1)} | {float(budget)})
 
 
-def analyse(cfg: Settings, progress=None) -> tuple[dict, Topology]:
+def solve_budgets(transfers: Sequence[Transfer], names: Sequence[str], targets: Sequence[str],
+                  costs: Sequence[float], budget: float) -> list[dict[str, Any]]:
+    """The BIP for every budget up to `budget`: chosen sources, assignments and groups (or the error)."""
+    plans: list[dict[str, Any]] = []
+    for b in budgets_up_to(budget, costs):
+        try:
+            plan = solve_plan(len(names), len(targets), transfers, b, costs)
+        except AttrnetError as exc:
+            plans.append({"budget": b, "error": str(exc)})
+            continue
+        plans.append({
+            "budget": b,
+            "objective": plan.objective,
+            "chosen_sources": [names[s] for s in plan.chosen_sources],
+            "cost": float(sum(costs[s] for s in plan.chosen_sources)),
+            "assignments": {targets[t]: [names[s] for s in srcs] for t, srcs in plan.assignment.items()},
+            "groups": plan_groups(plan, names, targets),
+        })
+    return plans
+
+
+def analyse(cfg: Settings, progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Topology]:
     """Train source encoders, measure transfers, solve the BIP per budget; the report and the plan."""
     import torch
 
@@ -289,30 +310,15 @@ def analyse(cfg: Settings, progress=None) -> tuple[dict, Topology]:
     f_te = tt.features(model, x_te, spec, device=device)
     say(f"fitting readouts for {len(schema.names)} targets on {len(x_tr)} images, tournament on {len(x_te)}")
 
-    s_count, targets = len(sources), schema.names
+    targets = schema.names
     first, transfers = measure_transfers(f_tr, y_tr, f_te, y_te, schema, cfg.max_order)
 
     names = [s.name for s in sources]
-    costs = [s.cost for s in sources]
-    plans, chosen_plan = [], None
-    for b in budgets_up_to(cfg.budget, costs):
-        try:
-            plan = solve_plan(s_count, len(targets), transfers, b, costs)
-        except AttrnetError as exc:
-            plans.append({"budget": b, "error": str(exc)})
-            continue
-        groups = plan_groups(plan, names, targets)
-        plans.append({
-            "budget": b,
-            "objective": plan.objective,
-            "chosen_sources": [names[s] for s in plan.chosen_sources],
-            "cost": float(sum(costs[s] for s in plan.chosen_sources)),
-            "assignments": {targets[t]: [names[s] for s in srcs] for t, srcs in plan.assignment.items()},
-            "groups": groups,
-        })
-        chosen_plan = (b, groups)
-    if chosen_plan is None:
+    plans = solve_budgets(transfers, names, targets, [s.cost for s in sources], cfg.budget)
+    chosen = [p for p in plans if "groups" in p]
+    if not chosen:
         raise AttrnetError(f"no transfer plan fits budget {cfg.budget:g}")
+    chosen_plan = (chosen[-1]["budget"], chosen[-1]["groups"])
     topology = plan_topology(cfg.arch, widths, chosen_plan[1], cfg.split_stage)
     report = {
         "format": "attrnet.taskonomy",
