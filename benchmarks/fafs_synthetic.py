@@ -19,6 +19,7 @@ groupings and the planted groups (``synth_groups.json``):
 
 Usage:
   python benchmarks/fafs_synthetic.py --out bench_out/fafs [--num 600] [--epochs 5] [--full-epochs 1]
+      [--arch vgg16-thin] [--runs thin,fafs-loss,fafs-error,full]
 Results: OUT/results.json and OUT/results.md.
 """
 from __future__ import annotations
@@ -106,6 +107,7 @@ def main() -> int:
     ap.add_argument("--val-every", type=int, default=5)
     ap.add_argument("--max-stall", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arch", default="vgg16-thin", help="arch of the thin and FAFS runs")
     ap.add_argument("--runs", default="thin,fafs-loss,fafs-error,full", help="comma list; 'none' to redo the report")
     args = ap.parse_args()
 
@@ -119,10 +121,10 @@ def main() -> int:
     planted = json.loads((data / "synth_groups.json").read_text())["groups"]
     common = ["--data", f"celeba:{data}", "--img-size", str(args.size), "--batch-size", "32", "--workers", "0",
               "--seed", str(args.seed), "--log-every", "10", "--json"]
-    fafs = ["--arch", "vgg16-thin", "--method", "fafs", "--val-every", str(args.val_every), "--val-batches", "2",
+    fafs = ["--arch", args.arch, "--method", "fafs", "--val-every", str(args.val_every), "--val-batches", "2",
             "--max-stall", str(args.max_stall), "--epochs", str(args.epochs)]
     plans = {
-        "thin": ["--arch", "vgg16-thin", "--method", "shared", "--epochs", str(args.epochs)],
+        "thin": ["--arch", args.arch, "--method", "shared", "--epochs", str(args.epochs)],
         "fafs-loss": fafs + ["--affinity", "loss"],
         "fafs-error": fafs + ["--affinity", "error"],
         "full": ["--arch", "vgg16", "--method", "shared", "--epochs", str(args.full_epochs)],
