@@ -88,6 +88,19 @@ def randomised(model: MultiTaskNet) -> MultiTaskNet:
     return model.eval()
 
 
+def label_ma(probs: np.ndarray, labels: np.ndarray, thresholds: list) -> float:
+    """Label-based mA over binary columns: mean of (TPR + TNR) / 2, on labelled images."""
+    scores = []
+    for c, t in enumerate(thresholds):
+        if t is None:
+            continue
+        known = ~np.isnan(labels[:, c])
+        y, p = labels[known, c] == 1, probs[known, c] >= t
+        if y.any() and (~y).any():
+            scores.append(((p & y).sum() / y.sum() + (~p & ~y).sum() / (~y).sum()) / 2)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def synthetic_celeba(folder: Path, spec: InputSpec, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(calibration images from train, test images, test labels) of a generated CelebA-format set."""
     from attrnet.data.synthetic import generate
@@ -138,6 +151,7 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
             "max_abs": float(np.abs(probs - ref).max()),
             "agreement": float((dec == ref_dec).mean()),
             "accuracy": None if truth is None else parity.mean_accuracy(dec, truth),
+            "mA": None if labels is None else label_ma(probs, labels, thresholds),
         }
     before = unfolded_ops(model, spec)
     return {
@@ -173,10 +187,11 @@ def render(results: list[dict[str, Any]], seconds: float, threads: int) -> str:
         for label, s in r["speed"].items():
             lines.append(f"| {label} | {s[1]:.0f} | {s[32]:.0f} | {s[1] / base[1]:.2f} | {s[32] / base[32]:.2f} |")
         lines += ["", f"Quality against ONNX Runtime fp32 on {r['test_images']} synthetic test images:", "",
-                  "| precision | max abs diff | decision agreement | mean accuracy |", "|---|---:|---:|---:|"]
+                  "| precision | max abs diff | decision agreement | mean accuracy | mA |", "|---|---:|---:|---:|---:|"]
         for prec, q in r["quality"].items():
             acc = "n/a (untrained)" if q["accuracy"] is None else f"{100 * q['accuracy']:.2f}%"
-            lines.append(f"| {prec} | {q['max_abs']:.2e} | {100 * q['agreement']:.2f}% | {acc} |")
+            ma = "n/a" if q["mA"] is None else f"{100 * q['mA']:.2f}%"
+            lines.append(f"| {prec} | {q['max_abs']:.2e} | {100 * q['agreement']:.2f}% | {acc} | {ma} |")
         lines += ["", "Folding choices:", "", "```", r["choices"], "```", ""]
     return "\n".join(lines)
 
