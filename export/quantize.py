@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import onnx
@@ -42,26 +42,28 @@ def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256) -> 
     return np.stack(imgs)
 
 
-class _Reader:
-    """onnxruntime.quantization CalibrationDataReader over uint8 images."""
+def _reader(images: np.ndarray, batch: int) -> Any:
+    """An onnxruntime.quantization CalibrationDataReader over uint8 image batches."""
+    from onnxruntime.quantization import CalibrationDataReader
 
-    def __init__(self, images: np.ndarray, batch: int):
-        self.images, self.batch = images, batch
-        self._it: Iterator[dict[str, np.ndarray]] | None = None
-        self.rewind()
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
 
-    def rewind(self) -> None:
-        self._it = iter([{"images": self.images[i:i + self.batch]}
-                         for i in range(0, len(self.images), self.batch)])
+        def rewind(self) -> None:
+            self._it: Iterator[dict[str, np.ndarray]] = iter(
+                [{"images": images[i:i + batch]} for i in range(0, len(images), batch)])
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._it, None)
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    return Reader()
 
 
 def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8",
              batch: int = 16) -> onnx.ModelProto:
     """A QDQ copy of the fp32 `model`, calibrated (MinMax) on uint8 `images`; metadata kept."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if precision not in INT8_PRECISIONS:
@@ -69,7 +71,7 @@ def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8"
     if len(images) == 0:
         raise InputError("no calibration images")
     symmetric = precision == "int8"
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(images, batch)
+    reader = _reader(images, batch)
     with tempfile.TemporaryDirectory(prefix="attrnet-quant-") as tmp:
         src, pre, dst = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save_model(model, str(src))
