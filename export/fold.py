@@ -58,7 +58,7 @@ class StageChoice:
 class MixChoice:
     after_stage: int
     mode: str  # "fold" (into the next stage) | "conv1x1" | "matmul"
-    fold_extra_flops: int
+    fold_extra_flops: int  # -1: nothing to fold into (a residual block or the heads follow)
     keep_flops: int  # FLOPs of the kept unit in its chosen form
     candidates_ms: dict[str, float] = field(default_factory=dict)
 
@@ -80,8 +80,9 @@ class FoldReport:
                          + (f" ({cand})" if cand else ""))
         for m in self.mixes:
             cand = "".join(f", {k} {v:.3f} ms" for k, v in m.candidates_ms.items())
+            fold = "cannot fold" if m.fold_extra_flops < 0 else f"folding adds {m.fold_extra_flops} FLOPs"
             lines.append(f"cross-stitch after stage {m.after_stage}: {m.mode} "
-                         f"(folding adds {m.fold_extra_flops} FLOPs, keeping costs {m.keep_flops}{cand})")
+                         f"({fold}, keeping costs {m.keep_flops}{cand})")
         return "\n".join(lines)
 
 
