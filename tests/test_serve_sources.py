@@ -166,3 +166,20 @@ def test_memory_stays_flat_over_many_images(predictor):
     assert i == 999
     # measured: about 0.13 MB; keeping the 850 later results alone would add about 2.4 MB
     assert peak - base < 1_000_000, (base, peak)
+
+
+@pytest.mark.slow
+def test_soak_memory_flat_over_20000_images(predictor):
+    import tracemalloc
+
+    img = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        for i, r in enumerate(predictor.predict(img for _ in range(20000))):
+            if i == 500:
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert i == 19999 and peak - base < 1_000_000, (base, peak)
