@@ -58,7 +58,7 @@ class StageChoice:
 class MixChoice:
     after_stage: int
     mode: str  # "fold" (into the next stage) | "conv1x1" | "matmul"
-    fold_extra_flops: int  # -1: nothing to fold into (a residual block or the heads follow)
+    fold_extra_flops: int  # -1: nothing to fold into (a residual block follows)
     keep_flops: int  # FLOPs of the kept unit in its chosen form
     candidates_ms: dict[str, float] = field(default_factory=dict)
 
@@ -448,20 +448,21 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
             alpha = _mix_matrix(unit.alpha.detach().float(), unit.k, unit.channels)
             keep, keep_mode, keep_times = _keep_mix(alpha, out_shape, mode, batch)
             keep_flops = count_flops(keep, torch.zeros(1, *out_shape))
-            nxt = bspec.stages[s + 1].kind if s + 1 < len(bspec.stages) else None
-            foldable = nxt in ("conv", "fc")
-            extra = _fold_extra_flops(model, s, shapes) if foldable else -1
+            nxt = bspec.stages[s + 1].kind if s + 1 < len(bspec.stages) else "heads"
+            foldable = nxt in ("conv", "fc", "heads")
+            # the heads' matmul already reads every leaf: folding a unit after the last stage is free
+            extra = (0 if nxt == "heads" else _fold_extra_flops(model, s, shapes)) if foldable else -1
             use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= keep_flops))
             if mix == "fold" and not foldable:
                 raise InputError(f"--mix fold: the cross-stitch unit after stage {s} cannot be folded "
-                                 f"(next: {nxt or 'heads'}); use --mix flops or keep")
+                                 f"(next: a {nxt} block); use --mix flops or keep")
             if use_fold:
                 pending = alpha
             else:
                 body.append(keep)
             mix_choices.append(MixChoice(s, "fold" if use_fold else keep_mode, int(extra), int(keep_flops),
                                          {} if use_fold else keep_times))
-        head_w, head_b = _fold_head(model)
+        head_w, head_b = _fold_head(model, pending)
     folded = FoldedNet(spec, body, head_w, head_b, column_runs(model), with_logits).eval()
     return folded, FoldReport(stage_choices, mix_choices)
 
@@ -587,12 +588,21 @@ def _fold_residual(stage: nn.Module, kind: str, parents: list[int], n_in: int, c
     return ResidualStage(entry, inner, shortcut, gather), (mode, times)
 
 
-def _fold_head(model: MultiTaskNet) -> tuple[torch.Tensor, torch.Tensor]:
-    """MultiHead as one ``[C, L*F]`` matrix over the flattened leaf features."""
+def _fold_head(model: MultiTaskNet, alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MultiHead as one ``[C, L*F]`` matrix over the flattened leaf features.
+
+    With `alpha` (``[L, L, F]``, a cross-stitch unit after the last stage) the
+    mixing is folded in: leaf l's features are sum_a alpha[l, a] * x_a, and
+    global average pooling commutes with that per-channel mixing.
+    """
     head = model.head
     c, f = head.weight.shape
     leaves = model.topology.num_leaves
     w = torch.zeros(c, leaves * f)
     for col, leaf in enumerate(head.column_leaf.tolist()):
-        w[col, leaf * f:(leaf + 1) * f] = head.weight[col]
+        if alpha is None:
+            w[col, leaf * f:(leaf + 1) * f] = head.weight[col]
+        else:
+            for a in range(leaves):
+                w[col, a * f:(a + 1) * f] = head.weight[col] * alpha[leaf, a]
     return w, head.bias.detach().clone()

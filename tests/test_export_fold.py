@@ -145,11 +145,22 @@ def test_uint8_nhwc_input_and_logits_output():
             assert torch.allclose(probs[:, sl].sum(1), torch.ones(4), atol=1e-5)
 
 
-def test_mix_after_the_last_stage_is_kept_and_cannot_be_forced_to_fold():
+def test_mix_after_the_last_stage_folds_into_the_heads_for_free():
+    topo = cross_stitch("tiny", backbone("tiny").widths, GROUPS, mix_after=[2, 3])
+    for mix in ("flops", "fold", "keep"):
+        _check(topo, mode="flops", mix=mix)
+    torch.manual_seed(0)
+    _, report = fold_model(randomise(MultiTaskNet(topo, MARKET)), SPEC, mode="flops")
+    last = report.mixes[-1]
+    assert last.after_stage == 3 and last.mode == "fold" and last.fold_extra_flops == 0
+
+
+def test_mix_before_a_residual_block_is_kept_and_cannot_be_forced_to_fold():
     from attrnet.errors import InputError
 
-    topo = cross_stitch("tiny", backbone("tiny").widths, GROUPS, mix_after=[2, 3])
-    _check(topo, mode="flops", mix="flops")
-    torch.manual_seed(0)
+    widths = [8, 8, 8, 16, 16, 32, 32, 64, 64]
+    topo = cross_stitch("resnet18", widths, GROUPS, mix_after=[4])
+    folded = _check(topo, mode="flops")
+    assert sum(isinstance(m, (MixMatmul, MixConv)) for m in folded.modules()) == 1
     with pytest.raises(InputError, match="cannot be folded"):
         fold_model(MultiTaskNet(topo, MARKET), SPEC, mode="flops", mix="fold")
