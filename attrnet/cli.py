@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="attrnet", standalone_mode=False)
+        # typer turns Ctrl-C into a return value (130) when not standalone
+        result = app(args=args, prog_name="attrnet", standalone_mode=False)
+        if isinstance(result, int) and result:
+            if result == 130:
+                typer.echo("attrnet: interrupted", err=True)
+            return result
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
