@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors) or exported model; "
                                              "default: the shipped model."),
         backends: str = typer.Option("torch,onnxruntime,tensorrt", "--backends", help="Comma-separated backends."),
-        precision: str = typer.Option("fp32,fp16,int8", "--precision", help="Comma-separated: fp32, fp16, bf16, int8."),
+        precision: str = typer.Option("fp32,fp16,int8", "--precision", help="Comma-separated: fp32, fp16, bf16, int8, int8-cpu."),
         batch_sizes: str = typer.Option("1,8,32,128", "--batch-sizes", help="Comma-separated batch sizes."),
         img_size: Optional[str] = typer.Option(None, "--img-size", help="S or HxW (default: the model's size)."),
         images: Optional[Path] = typer.Option(None, "--images", help="JPEG folder for end-to-end rows "
