@@ -175,3 +175,19 @@ def test_branched_vgg_with_fc_stages_runs_in_onnxruntime():
     imgs = images(4)
     got = xonnx.run_probs(xonnx.session(graph), imgs.numpy())
     assert np.abs(got - reference_probs(model, spec, imgs).numpy()).max() < 1e-4
+
+
+def test_label_decisions_and_accuracy_skip_missing_labels():
+    from attrnet.export.parity import label_decisions, mean_accuracy
+
+    schema = market_schema()
+    labels = np.full((3, schema.num_columns), np.nan, np.float32)
+    age = schema.slices[schema.index("age")]
+    labels[0, 0], labels[1, 0] = 1, 0          # backpack: two labelled images, one missing
+    labels[0, age] = [0, 0, 1, 0]              # age: adult for image 0, missing for the rest
+    truth = label_decisions(labels, schema)
+    assert truth[0, 0] == 1 and truth[1, 0] == 0 and np.isnan(truth[2, 0])
+    assert truth[0, schema.index("age")] == 2 and np.isnan(truth[1, schema.index("age")])
+    dec = np.zeros_like(truth, dtype=np.int64)  # predicts 0 / class 0 everywhere
+    # backpack 1/2 right, age 0/1 right, other attributes unlabelled (ignored)
+    assert mean_accuracy(dec, truth) == pytest.approx((0.5 + 0.0) / 2)
