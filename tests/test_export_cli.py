@@ -6,7 +6,7 @@ import pytest
 from attrnet.cli import main
 from attrnet.export import tensorrt as xtrt
 
-from export_helpers import save_checkpoint
+from export_helpers import one_torch_thread, save_checkpoint  # noqa: F401
 
 
 @pytest.fixture()
