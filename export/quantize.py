@@ -9,6 +9,10 @@ faster than ``int8`` (benchmarks/EXPORT_RESULTS.md).
 
 Calibration images are uint8 ``[M, H, W, 3]`` arrays fed through the graph's
 own `images` input, so the preprocessing inside the graph is calibrated too.
+The first conv (3 input channels) and the heads' matmul stay in float, the
+usual practice: on the shipped model that raised decision agreement with
+fp32 from 98.25% to 99.44% (80 synthetic images), and the first conv was
+slower in int8 on ONNX Runtime CPU anyway.
 """
 from __future__ import annotations
 
@@ -60,6 +64,13 @@ def _reader(images: np.ndarray, batch: int) -> Any:
     return Reader()
 
 
+def float_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes kept in float: the first Conv and the last Gemm (the heads)."""
+    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
+    gemms = [n.name for n in model.graph.node if n.op_type == "Gemm"]
+    return convs[:1] + gemms[-1:]
+
+
 def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8",
              batch: int = 16) -> onnx.ModelProto:
     """A QDQ copy of the fp32 `model`, calibrated (MinMax) on uint8 `images`; metadata kept."""
@@ -87,6 +98,7 @@ def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8"
                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+                nodes_to_exclude=float_nodes(model),
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
             )
         except Exception as exc:  # noqa: BLE001 - ORT raises assorted types

@@ -102,6 +102,14 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
     assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
     assert xonnx.read_metadata(model)["export"]["precision"] == "int8"
+    # the first conv and the heads' Gemm stay in float: no input of theirs comes from a DequantizeLinear
+    produced_by = {o: n.op_type for n in model.graph.node for o in n.output}
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    head = [n for n in model.graph.node if n.op_type == "Gemm"][-1]
+    for node in (first_conv, head):
+        assert all(produced_by.get(i) != "DequantizeLinear" for i in node.input)
+    others = [n for n in model.graph.node if n.op_type == "Conv" and n is not first_conv]
+    assert others and all(any(produced_by.get(i) == "DequantizeLinear" for i in n.input) for n in others)
     assert result["parity"]["runners"][1]["agreement"] >= 0.98
 
 
