@@ -25,8 +25,20 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 demo: setup
+	@echo "== 1/5 synthetic CelebA-format faces (planted attribute groups) =="
 	$(BIN)/attrnet data synth --preset celeba --out $(DEMO)/celeba --num 2000 --seed 0
 	$(BIN)/attrnet data info celeba:$(DEMO)/celeba
+	@echo "== 2/5 train a tiny model with adaptive loss weighting (AWMT) =="
+	$(BIN)/attrnet train --data celeba:$(DEMO)/celeba --out $(DEMO)/run --arch tiny \
+		--weighting awmt --epochs 4 --batch-size 64 --lr 0.003 --workers 1 --device cpu --seed 0
+	@echo "== 3/5 evaluate on the test split =="
+	$(BIN)/attrnet eval $(DEMO)/run/best.safetensors --data celeba:$(DEMO)/celeba --split test
+	@echo "== 4/5 fold + export to ONNX (fp32 and int8), with parity checks =="
+	$(BIN)/attrnet export $(DEMO)/run/best.safetensors --data celeba:$(DEMO)/celeba
+	$(BIN)/attrnet export $(DEMO)/run/best.safetensors --data celeba:$(DEMO)/celeba --precision int8
+	@echo "== 5/5 predict the test images to CSV =="
+	$(BIN)/attrnet predict $(DEMO)/celeba/img_align_celeba --model $(DEMO)/run/best.onnx --out $(DEMO)/preds.csv
+	@echo "demo done: run in $(DEMO)/run, predictions in $(DEMO)/preds.csv"
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
