@@ -4,7 +4,7 @@
 symmetric int8 activations (zero point 0), QuantFormat.QDQ. ``int8-cpu``
 (asymmetric uint8 activations, the layout ONNX Runtime's CPU kernels are
 usually fastest with) is kept for measurements only: `attrnet export` does
-not offer it, because on the CPU measured (AVX-512 VNNI) it was at most 1.05x
+not offer it, because on the CPU measured (AVX-512 VNNI) it was at most 1.06x
 faster than ``int8`` (benchmarks/EXPORT_RESULTS.md).
 
 Calibration images are uint8 ``[M, H, W, 3]`` arrays fed through the graph's
