@@ -181,7 +181,7 @@ def _end_to_end_rows(backend: str, precision: str, path: Path, device: str, cfg:
         try:
             pred = Predictor(path, backend=backend, device=device, batch_size=b, workers=cfg.workers,
                              threads=cfg.threads)
-            files = cycle_files(cfg.images, max(b * cfg.iters, 2 * b))
+            files = cycle_files(cfg.images, max(b * cfg.iters, 8 * b))  # amortise the pipeline fill
             warm = cycle_files(cfg.images, b * max(1, cfg.warmup))
             lat, total = time_end_to_end(pred.predict, files, b, warm)
             rows.append(measured(backend, precision, b, "end-to-end", lat, images=len(files), total_s=total,
