@@ -150,17 +150,18 @@ class CudaGraphRunner:
         shape = (int(images.shape[1]), int(images.shape[2]))
         if shape != self.image_shape:
             self.capture(shape)
-        images = images.to(self.device, non_blocking=True)
         outs = []
-        start, n = 0, int(images.shape[0])
-        while start < n:
-            b = self._size_for(n - start)
-            take = min(b, n - start)
-            graph, static_in, static_out = self._graphs[b]
-            static_in[:take].copy_(images[start:start + take])
-            graph.replay()
-            outs.append(static_out[:take].clone())
-            start += take
+        with torch.inference_mode():  # the static buffers are inference tensors
+            images = images.to(self.device, non_blocking=True)
+            start, n = 0, int(images.shape[0])
+            while start < n:
+                b = self._size_for(n - start)
+                take = min(b, n - start)
+                graph, static_in, static_out = self._graphs[b]
+                static_in[:take].copy_(images[start:start + take])
+                graph.replay()
+                outs.append(static_out[:take].clone())
+                start += take
         if not outs:
             return torch.empty((0, 0), dtype=torch.float32, device=self.device)
         return outs[0] if len(outs) == 1 else torch.cat(outs)

@@ -203,3 +203,37 @@ def test_benchmark_on_cuda_runs_torch_fp16(tmp_path: Path):
                       device="cuda", modes=["model-only"])
     rows = run_benchmark(ckpt, cfg, tmp_path)
     assert [r.ran for r in rows] == [True, True] and rows[0].device.startswith("cuda")
+
+
+class _FakeGraph:
+    """Stands in for a captured CUDA graph: replay recomputes the static output from the static input."""
+
+    def __init__(self, static_in: torch.Tensor, static_out: torch.Tensor):
+        self.static_in, self.static_out, self.replays = static_in, static_out, 0
+
+    def replay(self) -> None:
+        self.replays += 1
+        self.static_out.copy_(self.static_in.float().mean(dim=(1, 2)))
+
+
+def test_graph_runner_batch_routing_without_cuda():
+    """Batches run on the smallest captured size that holds them; larger ones are split (CPU stand-in graphs)."""
+    runner = gpu.CudaGraphRunner.__new__(gpu.CudaGraphRunner)
+    runner.device, runner.batch_sizes, runner.image_shape = torch.device("cpu"), [1, 4, 8], (5, 6)
+    runner._graphs = {}
+    with torch.inference_mode():
+        for b in runner.batch_sizes:
+            static_in = torch.zeros((b, 5, 6, 3), dtype=torch.uint8)
+            static_out = torch.zeros((b, 3))
+            runner._graphs[b] = (_FakeGraph(static_in, static_out), static_in, static_out)
+    assert [runner._size_for(n) for n in (1, 2, 4, 5, 8, 9)] == [1, 4, 4, 8, 8, 8]
+    for n, replays in ((1, {1: 1}), (3, {4: 1}), (8, {8: 1}), (11, {8: 1, 4: 1}), (17, {8: 2, 1: 1})):
+        for g, _, _ in runner._graphs.values():
+            g.replays = 0
+        x = torch.from_numpy(np.random.default_rng(n).integers(0, 256, (n, 5, 6, 3), dtype=np.uint8))
+        out = runner(x)
+        assert torch.allclose(out, x.float().mean(dim=(1, 2)))
+        assert {b: g.replays for b, (g, _, _) in runner._graphs.items() if g.replays} == replays
+    first = runner(torch.full((2, 5, 6, 3), 7, dtype=torch.uint8))
+    runner(torch.full((2, 5, 6, 3), 9, dtype=torch.uint8))
+    assert torch.all(first == 7)  # a later replay does not overwrite an earlier result
