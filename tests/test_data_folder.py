@@ -23,12 +23,12 @@ def _labels(root, text, bom=False, eol="\n"):
 
 
 def test_binary_categorical_missing_and_splits(tmp_path):
-    _images(tmp_path, "a/1.jpg", "a/2.png", "b/3.jpg")
+    _images(tmp_path, "a/1.jpg", "a/2.png", "b/3.jpg", "b/4.jpg")
     _labels(tmp_path, "path,Smiling,hair,split\n"
                       "a/1.jpg, 1 ,black,train  \n"
                       "a/2.png,0,,val\n"
                       "b/3.jpg,-1,blond,train\n"
-                      "b/3.jpg,,black,train\n\n", bom=True, eol="\r\n")
+                      "b/4.jpg,,black,train\n\n", bom=True, eol="\r\n")
     assert dataset_splits(f"folder:{tmp_path}") == {"train": 3, "val": 1, "test": 0}
     train = open_dataset(f"folder:{tmp_path}", "train")
     assert train.schema.columns == ["Smiling", "hair=black", "hair=blond"]
@@ -76,11 +76,11 @@ def test_paths_escaping_the_folder_are_rejected(tmp_path, bad_path):
 
 def test_allow_outside_opts_in(tmp_path):
     root = tmp_path / "data"
-    _images(tmp_path, "outside.jpg")
+    _images(tmp_path, "outside.jpg", "outside2.jpg")
     root.mkdir()
-    _labels(root, f"path,Smiling\n../outside.jpg,1\n{tmp_path / 'outside.jpg'},0\n")
+    _labels(root, f"path,Smiling\n../outside.jpg,1\n{tmp_path / 'outside2.jpg'},0\n")
     ds = open_dataset(f"folder:{root}", allow_outside=True)
-    assert ds.paths == [tmp_path / "outside.jpg"] * 2
+    assert ds.paths == [tmp_path / "outside.jpg", tmp_path / "outside2.jpg"]
 
 
 @pytest.mark.parametrize("text,line,message", [

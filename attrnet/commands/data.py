@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     def info_cmd(
         spec: str = typer.Argument(..., help="FORMAT:PATH, FORMAT one of celeba, market, duke, deepfashion, folder."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-        allow_outside: bool = typer.Option(False, "--allow-outside", help="folder: accept labels.csv paths outside the folder."),
+        allow_outside: bool = typer.Option(False, "--allow-outside", help="Accept image paths (or symlinks) that lead outside the dataset folder."),
     ) -> None:
         """Images per split, attributes, output columns and positive rate per column."""
         from attrnet.data import load_index

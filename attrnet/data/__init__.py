@@ -38,15 +38,15 @@ def load_index(spec: str, *, allow_outside: bool = False) -> Index:
     if fmt == "celeba":
         from attrnet.data import celeba
 
-        return celeba.load(root)
+        return celeba.load(root, allow_outside=allow_outside)
     if fmt in ("market", "duke"):
         from attrnet.data import pedestrian
 
-        return pedestrian.load(fmt, root)
+        return pedestrian.load(fmt, root, allow_outside=allow_outside)
     if fmt == "deepfashion":
         from attrnet.data import deepfashion
 
-        return deepfashion.load(root)
+        return deepfashion.load(root, allow_outside=allow_outside)
     from attrnet.data import folder
 
     return folder.load(root, allow_outside=allow_outside)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import Index
-from attrnet.data.tables import check_files_exist, read_table
+from attrnet.data.tables import check_files_exist, check_inside, check_unique, read_table
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import CELEBA_ATTRIBUTES, celeba_schema
@@ -51,14 +51,18 @@ def read_partition(path: Path) -> dict[str, str]:
             continue
         if len(parts) != 2 or parts[1] not in PARTITIONS:
             raise InputError("expected '<image> <0|1|2>'", path, k)
+        if parts[0] in out:
+            raise InputError(f"image {parts[0]!r} listed twice", path, k)
         out[parts[0]] = PARTITIONS[parts[1]]
     return out
 
 
-def load(root: Path) -> Index:
+def load(root: Path, allow_outside: bool = False) -> Index:
+    """Read CelebA; image names that leave the folder are refused unless `allow_outside`."""
     root = find_root(root)
     attr_path = root / ATTR_FILE
     names, values = read_attributes(attr_path)
+    check_unique(names, range(3, 3 + len(names)), attr_path)
     part_path = root / PARTITION_FILE
     partition = read_partition(part_path)
     splits = np.empty(len(names), dtype=object)
@@ -71,5 +75,6 @@ def load(root: Path) -> Index:
     if not image_dir.is_dir():
         raise InputError(f"missing image folder {IMAGE_DIR}/", root)
     paths = [image_dir / n for n in names]
+    check_inside(root, paths, range(3, 3 + len(paths)), attr_path, allow_outside)
     check_files_exist(paths, range(3, 3 + len(paths)), attr_path)
     return Index(celeba_schema(), "celeba", root, paths, splits.astype(str), values.astype(np.float32))

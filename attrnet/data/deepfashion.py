@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import SPLITS, Index
-from attrnet.data.tables import check_files_exist, read_count, read_table, table_body
+from attrnet.data.tables import check_files_exist, check_inside, check_unique, read_count, read_table, table_body
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import deepfashion_schema
@@ -53,15 +53,19 @@ def read_partition(path: Path) -> dict[str, str]:
         parts = line.split()
         if len(parts) != 2 or parts[1] not in SPLITS:
             raise InputError("expected '<image> train|val|test'", path, k)
+        if parts[0] in out:
+            raise InputError(f"image {parts[0]!r} listed twice", path, k)
         out[parts[0]] = parts[1]
     return out
 
 
-def load(root: Path) -> Index:
+def load(root: Path, allow_outside: bool = False) -> Index:
+    """Read DeepFashion; image names that leave the folder are refused unless `allow_outside`."""
     names = read_attribute_names(root / CLOTH_FILE)
     schema = deepfashion_schema(names)
     attr_path = root / ATTR_FILE
     _header, images, values = read_table(attr_path, len(names), (1, -1, 0))
+    check_unique(images, range(3, 3 + len(images)), attr_path)
     labels = (values > 0).astype(np.float32)
     labels[values == 0] = np.nan
     partition = read_partition(root / PARTITION_FILE)
@@ -72,5 +76,6 @@ def load(root: Path) -> Index:
             raise InputError(f"{img} is not listed in {PARTITION_FILE}", attr_path, 3 + k)
         splits[k] = split
     paths = [root / img for img in images]
+    check_inside(root, paths, range(3, 3 + len(paths)), attr_path, allow_outside)
     check_files_exist(paths, range(3, 3 + len(paths)), attr_path)
     return Index(schema, "deepfashion", root, paths, splits.astype(str), labels)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import SPLITS, Index
-from attrnet.data.tables import check_files_exist
+from attrnet.data.tables import check_files_exist, check_inside, check_unique
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import Attribute, Schema, binary, categorical
@@ -139,5 +139,7 @@ def load(root: Path, allow_outside: bool = False) -> Index:
     else:
         splits = np.full(len(rows), "train")
     paths = [_resolve(root, v, allow_outside, path, line_nos[k]) for k, v in enumerate(columns["path"])]
+    check_unique([str(p) for p in paths], line_nos, path)
+    check_inside(root, paths, line_nos, path, allow_outside)
     check_files_exist(paths, line_nos, path)
     return Index(schema, "folder", root, paths, splits.astype(str), labels)

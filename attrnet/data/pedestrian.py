@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from attrnet.data.index import Index
+from attrnet.data.tables import check_inside
 from attrnet.errors import InputError
 from attrnet.schema import Schema, duke_schema, market_schema
 
@@ -123,7 +124,8 @@ def identity_labels(fmt: str, struct: Any, split: str, path: Path) -> tuple[list
     return ids, labels
 
 
-def load(fmt: str, root: Path) -> Index:
+def load(fmt: str, root: Path, allow_outside: bool = False) -> Index:
+    """Read Market/Duke; image files symlinked from outside the folder are refused unless `allow_outside`."""
     mat_path = find_mat(fmt, root)
     structs = read_mat(fmt, mat_path)
     paths: list[Path] = []
@@ -147,6 +149,7 @@ def load(fmt: str, root: Path) -> Index:
             matched += 1
         if names and ids and not matched:
             raise InputError(f"no image in {dirname}/ belongs to an identity of {split} in {mat_path.name}", folder)
+    check_inside(root, paths, [None] * len(paths), root, allow_outside)
     schema = schema_for(fmt)
     matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, schema.num_columns), np.float32)
     return Index(schema, fmt, root, paths, np.array(splits, dtype=str), matrix)

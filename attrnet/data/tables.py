@@ -173,3 +173,36 @@ def check_files_exist(paths: Sequence[Path], lines: Sequence[int], listing: Path
         if p.name not in names:
             raise InputError(f"image not found: {p}", listing, line)
 
+
+
+def check_unique(names: Sequence[str], lines: Sequence[int], listing: Path) -> None:
+    """No image may be listed twice; the second listing is reported at its line."""
+    first: dict[str, int] = {}
+    for name, line in zip(names, lines):
+        seen = first.setdefault(name, line)
+        if seen != line:
+            raise InputError(f"image {name!r} listed twice (first on line {seen})", listing, line)
+
+
+def check_inside(root: Path, paths: Sequence[Path], lines: Sequence[int | None], listing: Path, allow_outside: bool) -> None:
+    """Reject a path that leaves `root` (``..``, absolute, or a symlink out of the tree) unless `allow_outside`.
+
+    Symlinked folders are resolved once per folder; a file is resolved only when it is itself a symlink.
+    """
+    if allow_outside:
+        return
+    top = os.path.realpath(root)
+    parents: dict[Path, bool] = {}
+    for p, line in zip(paths, lines):
+        inside = parents.get(p.parent)
+        if inside is None:
+            inside = parents[p.parent] = _within(os.path.realpath(p.parent), top)
+        if inside and os.path.islink(p):
+            inside = _within(os.path.realpath(p), top)
+        if not inside:
+            raise InputError(f"image {str(p)!r} is outside the dataset folder {str(root)!r} "
+                             "(allow it with --allow-outside / allow_outside=True)", listing, line)
+
+
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
