@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from attrnet.errors import InputError
@@ -161,6 +162,9 @@ class Pipeline:
     def run(self, items: Iterable[Item]) -> Iterator[tuple[Batch, np.ndarray]]:
         """Yield every batch with its probabilities ``[len(batch.rows), C]``."""
         self.stats = Stats()
+        # Parallelism is across images (the decode pool): OpenCV's own thread pool on top of
+        # it and the model's threads oversubscribes the cores.
+        cv2.setNumThreads(1)
         batches: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_DEPTH)
         stop = threading.Event()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="attrnet-decode")
