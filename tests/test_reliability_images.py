@@ -126,6 +126,7 @@ def _loop_tree(root: Path) -> Path:
     write_files(root, {**GOOD, **BAD})
     (root / "a" / "loop").symlink_to(root, target_is_directory=True)
     (root / "a" / "self").symlink_to(root / "a", target_is_directory=True)
+    (root / "a" / "loop.jpg").symlink_to(root / "a" / "loop.jpg")
     (root / "notes.txt").write_text("not an image file type\n")
     return root
 
@@ -147,6 +148,7 @@ def test_predict_cli_turns_every_bad_image_into_an_error_row(tmp_path: Path) -> 
         assert by_name[name]["error"], name
         assert all(v == "" for k, v in by_name[name].items() if k not in ("path", "error"))
     assert by_name["x.JPG"]["error"] == "" and by_name["y.png"]["error"] == ""
+    assert by_name["loop.jpg"]["error"]
     assert "too large" in by_name["bomb.png"]["error"]
 
 
