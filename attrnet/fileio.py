@@ -14,7 +14,9 @@ from attrnet.errors import InputError
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in the same directory; on success `os.replace` it onto `path`.
 
-    On any exception the temp file is removed and `path` is left untouched.
+    On any exception the temp file is removed and `path` is left untouched. The
+    result gets the usual permissions for a new file (0666 less the umask), not
+    the private 0600 of a temp file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,11 +25,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
