@@ -83,3 +83,15 @@ def test_failed_write_leaves_previous_file_intact(tmp_path):
         ckpt.save_checkpoint(path, {"bad": "not a tensor"}, meta)  # type: ignore[dict-item]
     assert path.read_bytes() == before
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_atomic_writes_get_normal_file_permissions(tmp_path):
+    import os
+
+    from attrnet.fileio import atomic_write_text
+
+    path = tmp_path / "out.txt"
+    atomic_write_text(path, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)
