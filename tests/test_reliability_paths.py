@@ -166,3 +166,17 @@ def test_predict_list_with_symlink_loop_entry(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["path"]).name: r["error"] for r in csv.DictReader(out.open())}
     assert rows["ok.jpg"] == "" and rows["loop.jpg"]
+
+
+def test_environment_opt_in_for_commands_without_the_flag(synth: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """train, eval and export read datasets with the default: ATTRNET_ALLOW_OUTSIDE=1 opts them in."""
+    root, outside = _copy(synth / "celeba", tmp_path)
+    _escape("symlink_dir", root, root / "img_align_celeba", "000001.jpg", outside, [])
+    monkeypatch.setenv("ATTRNET_ALLOW_OUTSIDE", "1")
+    assert len(load_index(f"celeba:{root}").paths) == 8
+    with pytest.raises(InputError, match="outside"):
+        load_index(f"celeba:{root}", allow_outside=False)
+    monkeypatch.setenv("ATTRNET_ALLOW_OUTSIDE", "0")
+    with pytest.raises(InputError, match="outside"):
+        load_index(f"celeba:{root}")

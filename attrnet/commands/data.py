@@ -47,13 +47,13 @@ def register(app: typer.Typer) -> None:
     def info_cmd(
         spec: str = typer.Argument(..., help="FORMAT:PATH, FORMAT one of celeba, market, duke, deepfashion, folder."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-        allow_outside: bool = typer.Option(False, "--allow-outside", help="Accept image paths (or symlinks) that lead outside the dataset folder."),
+        allow_outside: bool = typer.Option(False, "--allow-outside", help="Accept image paths (or symlinks) that lead outside the dataset folder (other commands: ATTRNET_ALLOW_OUTSIDE=1)."),
     ) -> None:
         """Images per split, attributes, output columns and positive rate per column."""
         from attrnet.data import load_index
         from attrnet.data.index import positive_rate
 
-        index = load_index(spec, allow_outside=allow_outside)
+        index = load_index(spec, allow_outside=allow_outside or None)
         rates = positive_rate(index.labels)
         doc = {
             "format": index.format,

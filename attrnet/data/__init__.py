@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 __all__ = ["AttributeDataset", "FORMATS", "dataset_splits", "load_index", "open_dataset", "parse_spec"]
 
 FORMATS = ("celeba", "market", "duke", "deepfashion", "folder")
+ALLOW_OUTSIDE_ENV = "ATTRNET_ALLOW_OUTSIDE"
+
+
+def outside_allowed(allow_outside: bool | None) -> bool:
+    """`allow_outside`, or when None the environment: ATTRNET_ALLOW_OUTSIDE=1 opts every command in."""
+    if allow_outside is not None:
+        return allow_outside
+    return os.environ.get(ALLOW_OUTSIDE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def parse_spec(spec: str) -> tuple[str, Path]:
@@ -32,9 +41,15 @@ def parse_spec(spec: str) -> tuple[str, Path]:
     return fmt, root
 
 
-def load_index(spec: str, *, allow_outside: bool = False) -> Index:
-    """Read a whole dataset (every split) from ``format:path``."""
+def load_index(spec: str, *, allow_outside: bool | None = None) -> Index:
+    """Read a whole dataset (every split) from ``format:path``.
+
+    Image paths that leave the dataset folder (``..``, absolute, symlinks out of
+    it) are refused unless `allow_outside` (None: the ATTRNET_ALLOW_OUTSIDE
+    environment variable decides).
+    """
     fmt, root = parse_spec(spec)
+    allow_outside = outside_allowed(allow_outside)
     if fmt == "celeba":
         from attrnet.data import celeba
 
@@ -57,7 +72,7 @@ def open_dataset(
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
     *,
-    allow_outside: bool = False,
+    allow_outside: bool | None = None,
     reduce_to: tuple[int, int] | None = None,
 ) -> AttributeDataset:
     """One split ("train", "val" or "test") of the dataset ``format:path``; it may be empty.
@@ -69,7 +84,7 @@ def open_dataset(
     return load_index(spec, allow_outside=allow_outside).subset(split, transform, reduce_to)
 
 
-def dataset_splits(spec: str, *, allow_outside: bool = False) -> dict[str, int]:
+def dataset_splits(spec: str, *, allow_outside: bool | None = None) -> dict[str, int]:
     """Number of images in each split of ``format:path``."""
     return load_index(spec, allow_outside=allow_outside).counts()
 
