@@ -6,6 +6,7 @@ come out as RGB uint8 ``H x W x 3``.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Union
@@ -20,6 +21,8 @@ from attrnet.input_spec import InputSpec
 Source = Union[str, Path, bytes, bytearray, memoryview]
 
 LETTERBOX_FILL = 114
+DEFAULT_MAX_PIXELS = 64_000_000
+MAX_PIXELS_ENV = "ATTRNET_MAX_PIXELS"
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 _EXIF_ORIENTATION = 0x0112
@@ -88,11 +91,25 @@ def _decode_with_pil(data: bytes, where: str | None) -> np.ndarray:
         raise InputError("cannot decode image (corrupt or truncated)", where) from None
 
 
+def max_pixels_limit() -> int:
+    """The decompression-bomb limit: ATTRNET_MAX_PIXELS if set, else 64 million pixels."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {text!r}")
+    return value
+
+
 def decode_image(
     path_or_bytes: Source,
     *,
     reduce_to: tuple[int, int] | None = None,
-    max_pixels: int = 64_000_000,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """Decode an image file (or its bytes) to RGB uint8 ``H x W x 3``.
 
@@ -100,8 +117,11 @@ def decode_image(
     images become 8-bit RGB. With ``reduce_to=(h, w)`` a JPEG at least 2x/4x/8x
     larger than that is decoded at 1/2, 1/4 or 1/8 scale (the result may still
     need resizing). Images whose header announces more than `max_pixels`
-    pixels are refused before decoding. Bad files raise `InputError`.
+    pixels (default: `max_pixels_limit()`) are refused before decoding. Bad
+    files raise `InputError`.
     """
+    if max_pixels is None:
+        max_pixels = max_pixels_limit()
     data, where = _read_bytes(path_or_bytes)
     if not data:
         raise InputError("empty image file", where)

@@ -163,3 +163,23 @@ def test_predict_single_bad_file_and_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     proc = run_cli(["predict", str(tmp_path / "empty"), "--model", str(DEFAULT_ONNX)])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_pixel_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    data = encode(rgb(100, 100), "PNG")
+    monkeypatch.setenv("ATTRNET_MAX_PIXELS", "5000")
+    with pytest.raises(InputError, match="too large"):
+        decode_image(data)
+    monkeypatch.setenv("ATTRNET_MAX_PIXELS", "1e4")
+    assert decode_image(data).shape == (100, 100, 3)
+    monkeypatch.setenv("ATTRNET_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="ATTRNET_MAX_PIXELS"):
+        decode_image(data)
+    monkeypatch.setenv("ATTRNET_MAX_PIXELS", "5000")  # predict: an error row, the run goes on
+    (tmp_path / "big.png").write_bytes(data)
+    (tmp_path / "small.png").write_bytes(encode(rgb(50, 50), "PNG"))
+    proc = run_cli(["predict", str(tmp_path), "--model", str(DEFAULT_ONNX), "--out", str(tmp_path / "p.csv"),
+                    "--threads", "1"])
+    assert proc.returncode == 0, proc.stderr
+    rows = {Path(r["path"]).name: r["error"] for r in csv.DictReader((tmp_path / "p.csv").open())}
+    assert rows["small.png"] == "" and "too large" in rows["big.png"]
