@@ -24,6 +24,7 @@ TOLERANCES: dict[str, tuple[float | None, float | None]] = {
     "fp32": (1e-4, None),
     "fp16": (1e-2, 0.995),
     "int8": (None, 0.98),
+    "int8-cpu": (None, 0.98),
 }
 FOLDED_TOL = 1e-4  # the folded torch module is always fp32
 

@@ -25,7 +25,7 @@ from attrnet.fileio import atomic_path, atomic_write_text
 from attrnet.input_spec import InputSpec
 
 FORMATS = ("onnx", "engine", "triton")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", *quantize.INT8_PRECISIONS)
 
 
 @dataclass
@@ -63,9 +63,11 @@ def _validate(opts: ExportOptions) -> None:
         raise InputError(f"unknown --format {opts.format!r} (choose from {', '.join(FORMATS)})")
     if opts.precision not in PRECISIONS:
         raise InputError(f"unknown --precision {opts.precision!r} (choose from {', '.join(PRECISIONS)})")
-    if opts.precision == "int8" and opts.calib is None and opts.data is None:
-        raise InputError("--precision int8 needs calibration images: --calib DIR or --data SPEC")
+    if opts.precision in quantize.INT8_PRECISIONS and opts.calib is None and opts.data is None:
+        raise InputError(f"--precision {opts.precision} needs calibration images: --calib DIR or --data SPEC")
     needs_trt = opts.format == "engine" or (opts.format == "triton" and opts.trt)
+    if needs_trt and opts.precision == "int8-cpu":
+        raise InputError("--precision int8-cpu is ONNX Runtime's CPU layout; TensorRT takes --precision int8")
     if needs_trt and not tensorrt.available():
         raise NotAvailableError(tensorrt.NOT_INSTALLED)
 
@@ -156,8 +158,8 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     source_sha = xonnx.file_sha256(checkpoint)
     onnx_meta = xonnx.onnx_metadata(meta, source_sha, export={"precision": opts.precision, "opset": xonnx.OPSET})
     graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True) if opts.precision == "fp16" else fp32_graph
-    if opts.precision == "int8":
-        log(f"calibrating int8 on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
+    if opts.precision in quantize.INT8_PRECISIONS:
+        log(f"calibrating {opts.precision} on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
         graph = quantize.quantize(graph, calibration_images(opts, spec), opts.precision)
     xonnx.set_metadata(graph, onnx_meta)
     xonnx.check(graph)

@@ -1,6 +1,8 @@
 """`attrnet export`: outputs, JSON summary, Triton repository, clean failures with no file left behind."""
 import json
 
+import cv2
+import numpy as np
 import pytest
 
 from attrnet.cli import main
@@ -76,6 +78,25 @@ def test_forced_parity_mismatch_fails_and_writes_nothing(ckpt, monkeypatch, caps
 def test_int8_without_calibration_images_is_an_input_error(ckpt, capsys):
     assert main(["export", str(ckpt), "--precision", "int8"]) == 2
     assert "--calib DIR or --data SPEC" in capsys.readouterr().err
+
+
+def test_int8_cpu_layout_exports_for_onnx_runtime_only(ckpt, tmp_path, capsys):
+    import onnx
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        cv2.imwrite(str(calib / f"{i}.png"), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    assert main(["export", str(ckpt), "--precision", "int8-cpu", "--calib", str(calib),
+                 "--fold-mode", "flops", "--parity-images", "8"]) == 0
+    out = ckpt.parent / "best.int8-cpu.onnx"
+    graph = onnx.load(str(out))
+    zero_points = [t for t in graph.graph.initializer if t.name.endswith("zero_point")]
+    assert any(t.data_type == onnx.TensorProto.UINT8 for t in zero_points)  # asymmetric uint8 activations
+    capsys.readouterr()
+    assert main(["export", str(ckpt), "--trt", "--precision", "int8-cpu", "--calib", str(calib)]) == 2
+    assert "TensorRT takes --precision int8" in capsys.readouterr().err
 
 
 def test_bad_batch_and_size_are_input_errors(ckpt, capsys):

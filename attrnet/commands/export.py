@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("onnx", "--format", help="onnx | engine | triton."),
         trt: bool = typer.Option(False, "--trt", help="TensorRT: same as --format engine; with --format triton, "
                                  "put a TensorRT plan in the repository instead of the ONNX file."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8 (QDQ, symmetric, "
-                                      "statically calibrated; for TensorRT and ONNX Runtime)."),
+        precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16 | int8 (QDQ, symmetric, statically "
+                                      "calibrated; TensorRT and ONNX Runtime) | int8-cpu (uint8 activations; ONNX Runtime CPU only)."),
         data: Optional[str] = typer.Option(None, "--data", help="Dataset FORMAT:PATH: parity on its val (else "
                                            "test) split; int8 calibrates on its train split unless --calib."),
         calib: Optional[Path] = typer.Option(None, "--calib", help="Folder of images to calibrate int8 on."),
