@@ -490,9 +490,18 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
     for key in SECTIONS:
         if key in parts:
             lines += [f"## {titles[key]}", "", parts[key], ""]
-    lines += ["## Export and predict figures", "",
-              "The export (benchmarks/EXPORT_RESULTS.md) and predict (benchmarks/PREDICT_RESULTS.md) reports "
-              "are merged here.", ""]
+    lines += ["## Other reports", "",
+              "- Export speed and fp16/int8 quality: [EXPORT_RESULTS.md](EXPORT_RESULTS.md) "
+              "(`python benchmarks/export_speed.py`).",
+              "- Predict pipeline D / M / end-to-end and reduced decoding: [PREDICT_RESULTS.md](PREDICT_RESULTS.md) "
+              "(`python benchmarks/predict_pipeline.py`).",
+              "- Loss weightings side by side (accuracy, mA, throughput with/without AWMT's validation batch): "
+              "docs/training.md (`python benchmarks/train_weighting.py`).",
+              "- FAFS on planted groups (ARI, thin vs widened vs full): docs/fafs.md "
+              "(`python benchmarks/fafs_synthetic.py`).",
+              "- Cross-stitch and Taskonomy on planted groups: docs/cross_stitch.md, docs/taskonomy.md "
+              "(`python benchmarks/cross_stitch_synthetic.py`).",
+              "- GPU suite (`--suite gpu`): not measured yet; no GPU has been lent to the project's sessions.", ""]
     return "\n".join(lines) + "\n"
 
 
