@@ -43,6 +43,7 @@ def register(app: typer.Typer) -> None:
         val_every: Optional[int] = typer.Option(None, "--val-every", help="Also validate every N steps (on --val-batches batches) for the method's after_validation."),
         val_batches: int = typer.Option(20, "--val-batches", help="Batches per --val-every validation."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Hold out this fraction of train for validation when the dataset has no val split (0: none)."),
+        max_bad_fraction: float = typer.Option(0.01, "--max-bad-fraction", help="Unreadable images are skipped; stop when more than this fraction of an epoch's images are."),
         awmt_k: int = typer.Option(100, "--awmt-k", help="AWMT: update the weights every k steps from two k-step windows."),
         awmt_val_batch: Optional[int] = typer.Option(None, "--awmt-val-batch", help="AWMT: validation images per step (default: --batch-size)."),
         log_every: int = typer.Option(50, "--log-every", help="Progress line every N steps."),
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
             compile=compile_, threshold_objective=chosen["threshold_objective"] or "accuracy",
             best_metric=chosen["best_metric"] or "mean_accuracy", pos_weight=pos_weight, topology=topology,
             init_from=init_from, pretrained=pretrained, resume=resume, val_every=val_every,
-            val_batches=val_batches, val_fraction=val_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch, log_every=log_every,
+            val_batches=val_batches, val_fraction=val_fraction, max_bad_fraction=max_bad_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch, log_every=log_every,
             preset=preset, method_options=options)
         _check_arch(cfg.arch, topology)
         summary = Trainer(cfg).run()

@@ -57,6 +57,7 @@ class TrainConfig:
     val_every: int | None = None
     val_batches: int = 20
     val_fraction: float = 0.1  # held out of train when the dataset has no val split
+    max_bad_fraction: float = 0.01  # stop when more of an epoch's images than this are unreadable
     awmt_k: int = 100
     awmt_val_batch: int | None = None
     log_every: int = 50
@@ -104,6 +105,8 @@ class TrainConfig:
             bad("--val-every", self.val_every)
         if not 0 <= self.val_fraction < 1:
             bad("--val-fraction", self.val_fraction)
+        if not 0 <= self.max_bad_fraction <= 1:
+            bad("--max-bad-fraction", self.max_bad_fraction)
         if self.warmup_epochs < 0:
             bad("--warmup-epochs", self.warmup_epochs)
 

@@ -9,12 +9,14 @@ happens on the device (`normalise`).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from attrnet.errors import InputError
 from attrnet.input_spec import InputSpec
 
 
@@ -28,6 +30,26 @@ class Resize:
         from attrnet.imageio import resize_to_spec
 
         return resize_to_spec(img, self.spec)
+
+
+def read_or_blank(base: Any, i: int) -> tuple[np.ndarray, torch.Tensor]:
+    """`base[i]`; an unreadable image becomes a blank image whose labels are all missing.
+
+    Missing labels are masked out of the loss and the metrics, so the sample is
+    skipped; the trainer counts such rows (`skipped_rows`) and stops when too many.
+    """
+    try:
+        return base[i]
+    except InputError as exc:
+        sys.stderr.write(f"attrnet: skipping unreadable image: {exc}\n")
+        spec = base.transform.spec
+        return (np.zeros((spec.height, spec.width, 3), np.uint8),
+                torch.full((base.labels.shape[1],), float("nan")))
+
+
+def skipped_rows(labels: torch.Tensor) -> int:
+    """Rows of a label batch with every label missing (unreadable images, see `read_or_blank`)."""
+    return int(torch.isnan(labels).all(dim=1).sum())
 
 
 def augment(img: np.ndarray, rng: np.random.Generator, crop_fraction: float, flip: bool = True) -> np.ndarray:
@@ -54,7 +76,7 @@ class TrainView(Dataset):
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img, labels = self.base[i]
+        img, labels = read_or_blank(self.base, i)
         if self.enabled:
             rng = np.random.default_rng((self.seed, self.epoch, int(i)))
             img = augment(img, rng, self.crop_fraction)
@@ -71,7 +93,7 @@ class EvalView(Dataset):
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        img, labels = self.base[i]
+        img, labels = read_or_blank(self.base, i)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), labels
 
 

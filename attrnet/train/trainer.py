@@ -33,7 +33,7 @@ from attrnet.models.net import MultiTaskNet, probabilities
 from attrnet.models.topology import Topology
 from attrnet.train import distributed as dd
 from attrnet.train.config import TrainConfig
-from attrnet.train.data import EpochSampler, EvalView, Resize, TrainView, make_loader, normalise
+from attrnet.train.data import EpochSampler, EvalView, Resize, TrainView, make_loader, normalise, skipped_rows
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
 from attrnet.train.metrics import compute_metrics
 from attrnet.train.thresholds import choose_thresholds, default_thresholds
@@ -307,6 +307,17 @@ class Trainer:
         if self.weighting.observe_val(tl):
             self._log_weights()
 
+    def _check_skipped(self, skipped: int, seen: int, epoch: int) -> None:
+        """Unreadable images are skipped; too many of them stop the run (last checkpoint kept)."""
+        if not skipped:
+            return
+        fraction = skipped / max(seen, 1)
+        self.log(f"epoch {epoch + 1}: skipped {skipped} of {seen} images (unreadable, or no label at all)")
+        if fraction > self.config.max_bad_fraction:
+            raise AttrnetError(f"{skipped} of {seen} training images ({fraction:.1%}) could not be used in epoch "
+                               f"{epoch + 1}, more than --max-bad-fraction {self.config.max_bad_fraction:g}; "
+                               "the messages above name them")
+
     def _log_weights(self) -> None:
         rec = weights_record(self.weighting, self.step, self.schema.names)
         self.weight_log.append(rec)
@@ -325,9 +336,10 @@ class Trainer:
         task_sum = torch.zeros(a, device=self.device)
         task_cnt = torch.zeros(a, device=self.device)
         loss_sum = torch.zeros((), device=self.device)
-        seen, t0, n_steps = 0, time.perf_counter(), 0
+        seen, t0, n_steps, skipped = 0, time.perf_counter(), 0, 0
         window_t, window_seen = t0, 0
         for x, y in loader:
+            skipped += skipped_rows(y)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             lr = self._set_lr()
             logits, losses, mask = self._forward_losses(self.forward_model, x, y)
@@ -357,6 +369,7 @@ class Trainer:
                          f"{window_seen * self.dist.world / max(now - window_t, 1e-9):.1f} img/s")
                 window_t, window_seen = now, 0
         elapsed = time.perf_counter() - t0
+        self._check_skipped(skipped, seen, epoch)
         train_tasks = dd.mean_across(task_sum / task_cnt.clamp(min=1), self.dist)
         if self.weighting.end_epoch(train_tasks.cpu()):
             self._log_weights()
