@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from attrnet.errors import InputError
 
@@ -46,6 +47,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file (a UTF-8 BOM is accepted); InputError naming the file and line otherwise."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path) from None
+    except UnicodeDecodeError:
+        raise InputError("not valid UTF-8 text", path) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
 
 
 def read_text_lines(path: str | Path) -> list[str]:

@@ -210,13 +210,10 @@ def read_groups(path: str | Path, schema: Schema | None = None) -> dict[str, lis
 
     With a schema, every attribute must exist and appear in at most one group.
     """
+    from attrnet.fileio import read_json
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError("groups file not found", path) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+    doc = read_json(path, "groups file")
     groups = doc.get("groups") if isinstance(doc, dict) else None
     if not isinstance(groups, dict) or not groups:
         raise InputError('expected {"groups": {"<name>": ["<attribute>", ...]}}', path)

@@ -173,13 +173,10 @@ class Topology:
 
     @classmethod
     def load(cls, path: str | Path) -> "Topology":
+        from attrnet.fileio import read_json
+
         path = Path(path)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise InputError("topology file not found", path) from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", path, exc.lineno) from None
+        doc = read_json(path, "topology file")
         try:
             return cls.from_dict(doc)
         except ValueError as exc:
