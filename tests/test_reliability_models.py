@@ -211,3 +211,21 @@ def test_no_unsafe_deserialisation_in_package_source() -> None:
                 continue
             offenders.append(f"{path.relative_to(ROOT)}: {call}")
     assert offenders == []
+
+
+def test_int8_calibration_on_odd_and_broken_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Calibration decodes odd images (grey, CMYK, 16-bit, palette, EXIF) fine; a broken one stops the
+    export with one line naming it, before any file is written."""
+    from reliability_helpers import bad_image_files, good_image_files, write_files
+
+    calib = tmp_path / "calib"
+    write_files(calib, {**good_image_files(), "zz_truncated.jpg": bad_image_files()["truncated.jpg"]})
+    out = tmp_path / "out" / "m.onnx"
+    args = ["export", str(DEFAULT_ST), "--precision", "int8", "--calib", str(calib), "--out", str(out),
+            "--fold-mode", "flops", "--parity-images", "8"]
+    assert main(args) == 2
+    err = capsys.readouterr().err  # progress lines, then the error as the last line
+    errors = [ln for ln in err.splitlines() if ln.startswith("attrnet: error")]
+    assert "Traceback" not in err and len(errors) == 1 and err.strip().splitlines()[-1] == errors[0]
+    assert "zz_truncated.jpg" in errors[0]
+    assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))
