@@ -105,19 +105,37 @@ def test_training_dataset_items_good_and_bad(tmp_path: Path) -> None:
             assert name[5:] in str(exc.value)
 
 
-@pytest.mark.xfail(strict=True, reason="training does not skip bad images: one corrupt image in the train split "
-                   "stops `attrnet train` (attrnet/train/data.py has no skip-and-count with a bad-fraction threshold)")
-def test_training_skips_a_bad_image(tmp_path: Path) -> None:
+def test_training_skips_bad_images_and_stops_past_the_threshold(tmp_path: Path) -> None:
+    """Bad training images are skipped and named; above --max-bad-fraction the run stops with one line."""
+    import contextlib
+    import io
+
+    import torch
+
     from attrnet.cli import main
 
     imgs = {f"g{i:02d}.png": encode(rgb(16, 16, seed=i), "PNG") for i in range(12)}
-    imgs["broken.jpg"] = BAD["truncated.jpg"]
+    imgs.update({"bad_text.jpg": BAD["text.jpg"], "bad_zero.jpg": BAD["zero.jpg"]})
     write_files(tmp_path / "d", imgs)
-    lines = ["path,Smiling,split"] + [f"{n},{i % 2},{'val' if i < 4 else 'train'}" for i, n in enumerate(sorted(imgs))]
+    lines = ["path,Smiling,split"] + [f"{n},{i % 2},{'val' if n in ('g00.png', 'g01.png') else 'train'}"
+                                      for i, n in enumerate(sorted(imgs))]
     (tmp_path / "d" / "labels.csv").write_text("\n".join(lines) + "\n")
-    code = main(["train", "--data", f"folder:{tmp_path / 'd'}", "--out", str(tmp_path / "run"), "--arch", "tiny",
-                 "--epochs", "1", "--batch-size", "4", "--img-size", "16", "--workers", "0", "--device", "cpu"])
-    assert code == 0
+    args = ["train", "--data", f"folder:{tmp_path / 'd'}", "--arch", "tiny", "--epochs", "1", "--batch-size", "4",
+            "--img-size", "16", "--workers", "0", "--device", "cpu", "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            ok = main(args + ["--out", str(tmp_path / "ok"), "--max-bad-fraction", "0.5"])
+        assert ok == 0, err.getvalue()
+        assert "bad_text.jpg" in err.getvalue() and "Traceback" not in err.getvalue()
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            stop = main(args + ["--out", str(tmp_path / "stop")])  # default 1%: 2 of 12 is too many
+        assert stop in (1, 2) and "Traceback" not in err.getvalue()
+        assert err.getvalue().strip().splitlines()[-1].startswith("attrnet: error")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _loop_tree(root: Path) -> Path:
