@@ -201,3 +201,19 @@ def test_pixel_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert proc.returncode == 0, proc.stderr
     rows = {Path(r["path"]).name: r["error"] for r in csv.DictReader((tmp_path / "p.csv").open())}
     assert rows["small.png"] == "" and "too large" in rows["big.png"]
+
+
+def test_eval_names_a_bad_image_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from attrnet.cli import main
+    from attrnet.data.synthetic import generate
+
+    root = tmp_path / "celeba"
+    generate("celeba", root, num=6, seed=0, size=(16, 16))
+    attr = (root / "list_attr_celeba.txt").read_text().splitlines()
+    part = dict(ln.split() for ln in (root / "list_eval_partition.txt").read_text().splitlines())
+    victim = next(ln.split()[0] for ln in attr[2:] if part[ln.split()[0]] == "0")
+    (root / "img_align_celeba" / victim).write_bytes(BAD["truncated.jpg"])
+    code = main(["eval", str(DEFAULT_ONNX), "--data", f"celeba:{root}", "--split", "train", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert victim in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1
