@@ -20,8 +20,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     the private 0600 of a temp file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -224,13 +224,14 @@ def test_export_killed_at_any_moment_leaves_no_partial_file(tmp_path: Path) -> N
 
 
 def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
-    """An export that fails (an unwritable --out, an int8 export without calibration data) writes no file."""
+    """An export whose --out cannot be written (its folder is a file) fails with one line and writes nothing."""
     src = ROOT / "weights" / "default.safetensors"
     blocker = tmp_path / "file"
     blocker.write_text("x")
     proc = subprocess.run([PYTHON, "-m", "attrnet.cli", "export", str(src), "--out", str(blocker / "m.onnx")],
                           capture_output=True, text=True, env=ENV, timeout=120)
-    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"attrnet: error: {blocker / 'm.onnx'}: cannot write here")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
