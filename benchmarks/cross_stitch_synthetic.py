@@ -162,6 +162,8 @@ def main() -> None:
     p.add_argument("--speed-steps", type=int, default=3)
     p.add_argument("--taskonomy-epochs", type=int, default=3)
     p.add_argument("--taskonomy-images", type=int, default=600)
+    p.add_argument("--configs", nargs="*", choices=list(TRAIN_CONFIGS), default=list(TRAIN_CONFIGS),
+                   help="training configurations to run")
     p.add_argument("--only", nargs="*", choices=["train", "speed", "taskonomy"], default=["train", "speed", "taskonomy"])
     args = p.parse_args()
     from attrnet.data.synthetic import generate
@@ -173,13 +175,15 @@ def main() -> None:
     gfile = str(root / "synth_groups.json")
     groups = json.loads(Path(gfile).read_text())["groups"]
     data = f"celeba:{root}"
-    results_path = work / f"results-{'-'.join(args.only)}.json"
+    tag = "-".join(args.only) + ("" if args.configs == list(TRAIN_CONFIGS) else "-" + "-".join(args.configs))
+    results_path = work / f"results-{tag}.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results["setup"] = {"num": args.num, "img_size": args.img_size, "epochs": args.epochs, "arch": "tiny",
                         "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     if "train" in args.only:
         results["train"] = {}
-        for name, c in TRAIN_CONFIGS.items():
+        for name in args.configs:
+            c = TRAIN_CONFIGS[name]
             spec = {**c, "data": data, "out": str(work / name), "epochs": args.epochs, "img": args.img_size}
             if spec.get("columns") == "GROUPS":
                 spec["columns"] = gfile
@@ -188,7 +192,7 @@ def main() -> None:
             print(json.dumps(results["train"][name]), file=sys.stderr, flush=True)
             results_path.write_text(json.dumps(results, indent=2))
         alphas = work / "cross-stitch-per-attribute" / "alphas.json"
-        if alphas.exists():
+        if "cross-stitch-per-attribute" in args.configs and alphas.exists():
             results["mixing_per_attribute"] = mixing_by_group(json.loads(alphas.read_text()), groups)
     if "speed" in args.only:
         results["speed_64x64_batch32"] = {}
