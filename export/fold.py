@@ -271,8 +271,6 @@ def _stage_inputs(model: MultiTaskNet, spec: InputSpec) -> list[tuple[int, ...]]
     counts = model.topology.branch_counts()
     x = torch.zeros(1, 3, spec.height, spec.width)
     shapes = [tuple(x.shape[1:])]
-    if counts[0] > 1:
-        x = x.repeat(1, counts[0], 1, 1)
     with torch.no_grad():
         for s, stage in enumerate(model.stages):
             if s > 0:

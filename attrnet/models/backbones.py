@@ -88,12 +88,12 @@ def make_stage(spec: BackboneSpec, index: int, branches: int, cin: int, cout: in
     """The module of stage `index` for `branches` siblings reading `cin` channels each."""
     st = spec.stages[index]
     if st.kind == "conv":
-        return layers.GroupedConvBlock(branches, cin, cout, 3, st.stride, st.pool)
+        return layers.GroupedConvBlock(branches, cin, cout, 3, st.stride, st.pool, shared_input=index == 0)
     if st.kind == "fc":
         first_fc = index == 0 or spec.stages[index - 1].kind != "fc"
         return layers.GroupedFCBlock(branches, cin, cout, spec.fc_pool if first_fc else None)
     if st.kind == "stem":
-        return layers.GroupedStem(branches, cin, cout)
+        return layers.GroupedStem(branches, cin, cout, shared_input=index == 0)
     if st.kind == "basic":
         return layers.GroupedBasicBlock(branches, cin, cout, st.stride)
     if st.kind == "bottleneck":

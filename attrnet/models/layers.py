@@ -12,12 +12,18 @@ import torch.nn.functional as F
 
 
 class GroupedConvBlock(nn.Module):
-    """conv(k) -> BatchNorm -> ReLU [-> 2x2 max pool], B branches as one grouped conv."""
+    """conv(k) -> BatchNorm -> ReLU [-> 2x2 max pool], B branches as one grouped conv.
 
-    def __init__(self, branches: int, cin: int, cout: int, kernel: int = 3, stride: int = 1, pool: bool = False):
+    With `shared_input` (stage 0: every branch reads the image) the conv is dense
+    over one copy of the input: the same weights as the grouped form (weight
+    ``[B*cout, cin, k, k]``), without replicating the image B times.
+    """
+
+    def __init__(self, branches: int, cin: int, cout: int, kernel: int = 3, stride: int = 1, pool: bool = False,
+                 shared_input: bool = False):
         super().__init__()
         self.branches = branches
-        self.conv = nn.Conv2d(branches * cin, branches * cout, kernel, stride, kernel // 2, groups=branches)
+        self.conv = _gconv(branches, cin, cout, kernel, stride, bias=True, shared_input=shared_input)
         self.bn = nn.BatchNorm2d(branches * cout)
         self.pool = nn.MaxPool2d(2, 2) if pool else None
 
@@ -64,16 +70,20 @@ class GroupedFCBlock(nn.Module):
         return F.relu(self.fc(x), inplace=True)
 
 
-def _gconv(b: int, cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(b * cin, b * cout, k, stride, k // 2, groups=b, bias=False)
+def _gconv(b: int, cin: int, cout: int, k: int, stride: int = 1, *, bias: bool = False,
+           shared_input: bool = False) -> nn.Conv2d:
+    """B convs ``cin -> cout`` as one grouped conv; dense over one shared input when `shared_input`."""
+    if shared_input:
+        return nn.Conv2d(cin, b * cout, k, stride, k // 2, bias=bias)
+    return nn.Conv2d(b * cin, b * cout, k, stride, k // 2, groups=b, bias=bias)
 
 
 class GroupedStem(nn.Module):
     """ResNet stem: 7x7/2 conv -> BN -> ReLU -> 3x3/2 max pool."""
 
-    def __init__(self, branches: int, cin: int, cout: int):
+    def __init__(self, branches: int, cin: int, cout: int, shared_input: bool = False):
         super().__init__()
-        self.conv1 = _gconv(branches, cin, cout, 7, 2)
+        self.conv1 = _gconv(branches, cin, cout, 7, 2, shared_input=shared_input)
         self.bn1 = nn.BatchNorm2d(branches * cout)
         self.pool = nn.MaxPool2d(3, 2, 1)
 

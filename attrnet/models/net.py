@@ -65,8 +65,6 @@ class MultiTaskNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Leaf features ``[N, L, F]``."""
         counts = self.topology.branch_counts()
-        if counts[0] > 1:
-            x = x.repeat(1, counts[0], 1, 1)
         for s, stage in enumerate(self.stages):
             if s > 0:
                 idx = getattr(self, f"gather{s}", None)
