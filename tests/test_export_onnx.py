@@ -113,8 +113,7 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
     assert result["parity"]["runners"][1]["agreement"] >= 0.98
 
 
-def test_int8_cpu_layout_uses_uint8_activations_and_is_not_offered(ckpt, tmp_path):
-    from attrnet.errors import InputError
+def test_int8_cpu_layout_uses_uint8_activations(ckpt, tmp_path):
     from attrnet.export.quantize import quantize
 
     torch.manual_seed(0)
@@ -125,8 +124,6 @@ def test_int8_cpu_layout_uses_uint8_activations_and_is_not_offered(ckpt, tmp_pat
     zps = [onnx.numpy_helper.to_array(inits[n.input[2]]).dtype for n in model.graph.node
            if n.op_type == "QuantizeLinear" and n.input[2] in inits]
     assert np.dtype(np.uint8) in zps
-    with pytest.raises(InputError, match="unknown --precision"):
-        export_checkpoint(ckpt, _opts(out=tmp_path / "m.onnx", precision="int8-cpu", calib=tmp_path))
 
 
 def test_logits_on_request(tmp_path):
