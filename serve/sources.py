@@ -134,7 +134,7 @@ def iter_list_file(list_path: Path, allow_outside: bool = False) -> Iterator[Ite
     A path that resolves outside the list file's folder becomes an error item unless `allow_outside`.
     """
     base = list_path.parent
-    base_resolved = base.resolve()
+    base_resolved = Path(os.path.realpath(base))
     try:
         f = list_path.open(encoding="utf-8-sig", newline=None)
     except OSError as exc:
@@ -146,7 +146,9 @@ def iter_list_file(list_path: Path, allow_outside: bool = False) -> Iterator[Ite
                 if not entry or entry.startswith("#"):
                     continue
                 path = base / entry
-                if not allow_outside and not _inside(path.resolve(), base_resolved):
+                # realpath, not Path.resolve(): a symlink loop must become an error row (resolve raises
+                # RuntimeError on Python < 3.13)
+                if not allow_outside and not _inside(Path(os.path.realpath(path)), base_resolved):
                     yield Item(str(path), path=None,
                                error=f"{list_path}:{lineno}: path is outside the list file's folder "
                                      "(pass --allow-outside / allow_outside=True to permit it)")

@@ -153,8 +153,6 @@ def test_predict_list_file_allow_outside(tmp_path: Path) -> None:
     assert len(rows) == 5 and all(r["error"] == "" for r in rows.values())
 
 
-@pytest.mark.xfail(strict=True, reason="serve/sources.py iter_list_file: Path.resolve() raises RuntimeError "
-                   "'Symlink loop' on Python < 3.13, which ends the whole run (exit 1); use os.path.realpath")
 def test_predict_list_with_symlink_loop_entry(tmp_path: Path) -> None:
     """An entry that is a symlink loop gives an error row, not a crash."""
     (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")

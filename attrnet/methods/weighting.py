@@ -212,8 +212,9 @@ def dwa_weights(l2: torch.Tensor, l1: torch.Tensor, temperature: float = 2.0) ->
         return None
     ok = torch.isfinite(l1) & torch.isfinite(l2) & (l2 > 0)
     r = torch.where(ok, l1 / torch.where(ok, l2, torch.ones_like(l2)), torch.ones_like(l1))
-    e = torch.exp(r.double() / temperature)
-    return (len(r) * e / e.sum()).float()
+    r = torch.nan_to_num(r.double(), posinf=torch.finfo(torch.float64).max)
+    # softmax subtracts the max first: a diverging task (huge ratio) cannot overflow exp
+    return (len(r) * torch.softmax(r / temperature, 0)).float()
 
 
 def make_weighting(name: str, num_tasks: int, *, awmt_k: int = 100, dwa_temperature: float = 2.0) -> Weighting:

@@ -307,6 +307,13 @@ class Trainer:
         if self.weighting.observe_val(tl):
             self._log_weights()
 
+    def _stop_non_finite(self, what: str, epoch: int, step: int) -> None:
+        """Stop before anything non-finite is optimised further or saved; the last checkpoint stays."""
+        last = self.out / "last.safetensors"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
+        raise AttrnetError(f"{what} at epoch {epoch + 1} step {step + 1}; stopping ({kept}). "
+                           "Lower --lr, or check the data for broken labels")
+
     def _check_skipped(self, skipped: int, seen: int, epoch: int) -> None:
         """Unreadable images are skipped; too many of them stop the run (last checkpoint kept)."""
         if not skipped:
@@ -345,6 +352,8 @@ class Trainer:
             logits, losses, mask = self._forward_losses(self.forward_model, x, y)
             tl, present = task_means(losses, mask)
             loss = self.weighting.combine(tl, present)
+            if not torch.isfinite(loss):  # one scalar sync per step: never step on a NaN/Inf loss
+                self._stop_non_finite(f"the training loss is {float(loss)}", epoch, n_steps)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dd.average_gradients(self.weighting.parameters(), self.dist)
@@ -369,6 +378,8 @@ class Trainer:
                          f"{window_seen * self.dist.world / max(now - window_t, 1e-9):.1f} img/s")
                 window_t, window_seen = now, 0
         elapsed = time.perf_counter() - t0
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._stop_non_finite("the weights are no longer finite", epoch, n_steps)
         self._check_skipped(skipped, seen, epoch)
         train_tasks = dd.mean_across(task_sum / task_cnt.clamp(min=1), self.dist)
         if self.weighting.end_epoch(train_tasks.cpu()):
