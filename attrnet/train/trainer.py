@@ -353,7 +353,7 @@ class Trainer:
             tl, present = task_means(losses, mask)
             loss = self.weighting.combine(tl, present)
             if not torch.isfinite(loss):  # one scalar sync per step: never step on a NaN/Inf loss
-                self._stop_non_finite(f"the training loss is {float(loss)}", epoch, n_steps)
+                self._stop_non_finite(f"the training loss is {float(loss.detach())}", epoch, n_steps)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dd.average_gradients(self.weighting.parameters(), self.dist)
