@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import Index
-from attrnet.data.tables import check_files_exist, check_inside, check_unique, read_table
+from attrnet.data.tables import assign_splits, check_files_exist, check_inside, check_unique, read_table
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import CELEBA_ATTRIBUTES, celeba_schema
@@ -65,16 +65,11 @@ def load(root: Path, allow_outside: bool = False) -> Index:
     check_unique(names, range(3, 3 + len(names)), attr_path)
     part_path = root / PARTITION_FILE
     partition = read_partition(part_path)
-    splits = np.empty(len(names), dtype=object)
-    for k, name in enumerate(names):
-        split = partition.get(name)
-        if split is None:
-            raise InputError(f"{name} is not listed in {PARTITION_FILE}", attr_path, 3 + k)
-        splits[k] = split
+    splits = assign_splits(names, partition, 3, attr_path, PARTITION_FILE)
     image_dir = root / IMAGE_DIR
     if not image_dir.is_dir():
         raise InputError(f"missing image folder {IMAGE_DIR}/", root)
     paths = [image_dir / n for n in names]
     check_inside(root, paths, range(3, 3 + len(paths)), attr_path, allow_outside)
     check_files_exist(paths, range(3, 3 + len(paths)), attr_path)
-    return Index(celeba_schema(), "celeba", root, paths, splits.astype(str), values.astype(np.float32))
+    return Index(celeba_schema(), "celeba", root, paths, splits, values.astype(np.float32))

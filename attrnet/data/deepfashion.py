@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.data.index import SPLITS, Index
-from attrnet.data.tables import check_files_exist, check_inside, check_unique, read_count, read_table, table_body
+from attrnet.data.tables import assign_splits, check_files_exist, check_inside, check_unique, read_count, read_table, table_body
 from attrnet.errors import InputError
 from attrnet.fileio import read_text_lines
 from attrnet.schema import deepfashion_schema
@@ -69,13 +69,8 @@ def load(root: Path, allow_outside: bool = False) -> Index:
     labels = (values > 0).astype(np.float32)
     labels[values == 0] = np.nan
     partition = read_partition(root / PARTITION_FILE)
-    splits = np.empty(len(images), dtype=object)
-    for k, img in enumerate(images):
-        split = partition.get(img)
-        if split is None:
-            raise InputError(f"{img} is not listed in {PARTITION_FILE}", attr_path, 3 + k)
-        splits[k] = split
+    splits = assign_splits(images, partition, 3, attr_path, PARTITION_FILE)
     paths = [root / img for img in images]
     check_inside(root, paths, range(3, 3 + len(paths)), attr_path, allow_outside)
     check_files_exist(paths, range(3, 3 + len(paths)), attr_path)
-    return Index(schema, "deepfashion", root, paths, splits.astype(str), labels)
+    return Index(schema, "deepfashion", root, paths, splits, labels)

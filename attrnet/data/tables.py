@@ -159,6 +159,18 @@ def table_body(lines: Sequence[str], first: int, count: int, path: Path) -> list
     return body
 
 
+def assign_splits(names: Sequence[str], partition: dict[str, str], first_line: int, listing: Path,
+                  partition_file: str) -> np.ndarray:
+    """The split of every image from a partition mapping; an image it misses names its line in `listing`."""
+    splits = np.empty(len(names), dtype=object)
+    for k, name in enumerate(names):
+        split = partition.get(name)
+        if split is None:
+            raise InputError(f"{name} is not listed in {partition_file}", listing, first_line + k)
+        splits[k] = split
+    return splits.astype(str)
+
+
 def check_files_exist(paths: Sequence[Path], lines: Sequence[int], listing: Path) -> None:
     """Every path must exist; a missing one is reported at its line of the listing file."""
     dirs: dict[Path, set[str]] = {}
