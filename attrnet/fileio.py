@@ -20,13 +20,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     the private 0600 of a temp file.
     """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write here: {exc.strerror or exc}", path) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_beside(path)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())
@@ -35,6 +29,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _temp_beside(path: Path) -> Path:
+    """An empty temp file in `path`'s folder (created if needed); InputError if that cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write here: {exc.strerror or exc}", path) from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail early, before long work, when `path` could not be written atomically."""
+    _temp_beside(Path(path)).unlink()
 
 
 def _umask() -> int:

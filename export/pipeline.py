@@ -21,7 +21,7 @@ from attrnet.errors import InputError, NotAvailableError
 from attrnet.export import onnx as xonnx
 from attrnet.export import parity, quantize, tensorrt, triton
 from attrnet.export.fold import FoldReport, MixRule, ModeRule, fold_model
-from attrnet.fileio import atomic_path, atomic_write_text
+from attrnet.fileio import atomic_path, atomic_write_text, check_writable
 from attrnet.input_spec import InputSpec
 
 FORMATS = ("onnx", "engine", "triton")
@@ -148,6 +148,7 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
         raise InputError("--out is a folder; give the output file's path", out)
     if opts.format == "triton" and out.exists() and not out.is_dir():
         raise InputError("--out must name the Triton repository folder, not a file", out)
+    check_writable(out / "config.pbtxt" if opts.format == "triton" else out)  # before folding and parity
 
     log(f"folding {checkpoint.name} ({meta.get('arch')}, {model.topology.branch_counts()} branches per stage)")
     folded, report = fold_model(model, spec, mode=opts.mode, mix=opts.mix, with_logits=opts.logits)

@@ -233,6 +233,7 @@ def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"attrnet: error: {blocker / 'm.onnx'}: cannot write here")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert "folding" not in proc.stderr  # refused before any folding or parity work
 
 
 # --- atomic writes -----------------------------------------------------------------------------------
