@@ -52,3 +52,15 @@ def test_too_many_bad_images_stop_the_run_with_one_line(tmp_path, capsys):
 def test_max_bad_fraction_is_validated(tmp_path, capsys):
     _folder(tmp_path / "d")
     assert _train(tmp_path / "d", tmp_path / "run", "--max-bad-fraction", "2") == 2
+
+
+def test_allow_outside_opts_in_to_paths_outside_the_dataset(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ATTRNET_ALLOW_OUTSIDE", "0")  # --allow-outside sets it; removed again after the test
+    _folder(tmp_path / "d")
+    outside = tmp_path / "elsewhere.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(outside)
+    with (tmp_path / "d" / "labels.csv").open("a") as f:
+        f.write("../elsewhere.png,train,1,0\n")
+    assert _train(tmp_path / "d", tmp_path / "run") == 2
+    assert "points outside the folder (allow it with --allow-outside" in capsys.readouterr().err
+    assert _train(tmp_path / "d", tmp_path / "run", "--allow-outside") == 0

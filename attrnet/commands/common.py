@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -18,6 +19,17 @@ def info(message: str) -> None:
     """Human progress / status line on stderr."""
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+ALLOW_OUTSIDE_HELP = ("Accept image paths in label files that leave the dataset folder "
+                      "(../, absolute, symlinks out of the tree).")
+
+
+def permit_outside_paths(allow: bool) -> None:
+    """--allow-outside: let every dataset read in this process (and its DataLoader workers)
+    accept paths outside its folder, through the loaders' ATTRNET_ALLOW_OUTSIDE switch."""
+    if allow:
+        os.environ["ATTRNET_ALLOW_OUTSIDE"] = "1"
 
 
 def not_implemented(command: str) -> None:

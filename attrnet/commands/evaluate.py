@@ -5,7 +5,7 @@ from typing import Any
 
 import typer
 
-from attrnet.commands.common import info, print_json
+from attrnet.commands.common import ALLOW_OUTSIDE_HELP, info, permit_outside_paths, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -17,9 +17,11 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size", help="Images per batch."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
         workers: int = typer.Option(0, "--workers", help="DataLoader worker processes for decoding."),
+        allow_outside: bool = typer.Option(False, "--allow-outside", help=ALLOW_OUTSIDE_HELP),
         as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
     ) -> None:
         """Per-attribute accuracy, mean accuracy, mA, instance metrics (and top-k recall where it applies)."""
+        permit_outside_paths(allow_outside)
         from attrnet.errors import InputError
         from attrnet.train.evaluation import evaluate
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from attrnet.commands.common import info, print_json
+from attrnet.commands.common import ALLOW_OUTSIDE_HELP, info, permit_outside_paths, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -37,9 +37,11 @@ def register(app: typer.Typer) -> None:
         workspace_mib: int = typer.Option(1024, "--workspace", help="TensorRT workspace limit in MiB."),
         timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="TensorRT timing cache file "
                                                     "(default: trt.timing.cache beside the output)."),
+        allow_outside: bool = typer.Option(False, "--allow-outside", help=ALLOW_OUTSIDE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Fold a trained model into one static graph and export it, checking parity first."""
+        permit_outside_paths(allow_outside)
         from attrnet.errors import InputError
         from attrnet.export.pipeline import ExportOptions, export_checkpoint
         from attrnet.export.tensorrt import parse_batch

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 import typer
 
-from attrnet.commands.common import info, print_json
+from attrnet.commands.common import ALLOW_OUTSIDE_HELP, info, permit_outside_paths, print_json
 
 _METHOD = "Method options"
 
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
         awmt_k: int = typer.Option(100, "--awmt-k", help="AWMT: update the weights every k steps from two k-step windows."),
         awmt_val_batch: Optional[int] = typer.Option(None, "--awmt-val-batch", help="AWMT: validation images per step (default: --batch-size)."),
         log_every: int = typer.Option(50, "--log-every", help="Progress line every N steps."),
+        allow_outside: bool = typer.Option(False, "--allow-outside", help=ALLOW_OUTSIDE_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON on stdout."),
         somp_from: Optional[str] = typer.Option(None, "--somp-from", help="FAFS: wide network to thin by SOMP.", rich_help_panel=_METHOD),
         alpha: Optional[float] = typer.Option(None, "--alpha", help="FAFS: weight of the separation cost.", rich_help_panel=_METHOD),
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         column_pretrain_epochs: Optional[int] = typer.Option(None, "--column-pretrain-epochs", help="cross-stitch: per-column pretraining epochs.", rich_help_panel=_METHOD),
     ) -> None:
         """Train a multi-task attribute model and write a run directory."""
+        permit_outside_paths(allow_outside)
         from attrnet.input_spec import parse_img_size
         from attrnet.train.config import TrainConfig, apply_preset
         from attrnet.train.trainer import Trainer

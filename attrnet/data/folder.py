@@ -91,7 +91,7 @@ def _resolve(root: Path, value: str, allow_outside: bool, path: Path, line: int)
     joined = Path(os.path.normpath(os.path.join(root, value)))
     inside = str(joined).startswith(str(root) + os.sep)
     if not allow_outside and (os.path.isabs(value) or not inside):
-        raise InputError(f"path {value!r} points outside the folder (allow it with allow_outside)", path, line)
+        raise InputError(f"path {value!r} points outside the folder (allow it with --allow-outside / allow_outside=True)", path, line)
     return joined
 
 
