@@ -88,6 +88,11 @@ class FoldReport:
 
 # ---------------------------------------------------------------- folded ops
 
+def _gather_channels(x: torch.Tensor, gather: torch.Tensor | None) -> torch.Tensor:
+    """The input channels a stage reads (parents feeding several children are repeated)."""
+    return x if gather is None else x.index_select(1, gather)
+
+
 class BranchConv(nn.Module):
     """One conv over all branches of a stage (optionally after a channel gather)."""
 
@@ -97,14 +102,10 @@ class BranchConv(nn.Module):
         self.stride, self.padding, self.groups = stride, padding, groups
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        if gather is not None:
-            self.register_buffer("gather", gather)
-        else:
-            self.gather = None
+        self.register_buffer("gather", gather)  # None: no channel gather
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gather is not None:
-            x = x.index_select(1, self.gather)
+        x = _gather_channels(x, self.gather)
         if x.dim() == 2:  # fc features: one Gemm, or a grouped 1x1 conv when the branches stay apart
             if self.groups == 1:
                 return F.linear(x, self.weight[:, :, 0, 0], self.bias)
@@ -142,14 +143,10 @@ class ResidualStage(nn.Module):
                  gather: torch.Tensor | None):
         super().__init__()
         self.entry, self.inner, self.shortcut = entry, nn.ModuleList(inner), shortcut
-        if gather is not None:
-            self.register_buffer("gather", gather)
-        else:
-            self.gather = None
+        self.register_buffer("gather", gather)  # None: no channel gather
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gather is not None:
-            x = x.index_select(1, self.gather)
+        x = _gather_channels(x, self.gather)
         idt = x if self.shortcut is None else self.shortcut(x)
         out = F.relu(self.entry(x))
         for i, conv in enumerate(self.inner):
