@@ -8,8 +8,11 @@ Pieces (all need CUDA; constructing them without it raises NotAvailableError):
 - `CudaGraphRunner(module, batch_sizes, dtype)`: one captured CUDA graph per
   batch size with static input/output buffers; ``runner(x)`` takes a uint8
   NHWC tensor on the GPU and returns float32 probabilities ``[N, C]``. A batch
-  runs on the smallest captured size that holds it (padding rows are
-  ignored); batches larger than the largest size are split.
+  runs on the smallest size that holds it (padding rows are ignored); batches
+  larger than the largest size are split. With ``lazy=True`` a size's graph is
+  captured the first time a batch needs it (the torch backend's default:
+  powers of two up to 256, so a fixed batch size and its last, shorter batch
+  cost two captures).
 - `PinnedStager`: pinned host buffers and a copy stream, so the host-to-device
   copy of batch k+1 overlaps the compute of batch k; `submit(np.ndarray)`
   returns a waiter giving the numpy probabilities.
@@ -99,11 +102,14 @@ class CudaGraphRunner:
     ``runner(x)`` with `x` a uint8 ``[N, H, W, 3]`` CUDA tensor returns float32
     ``[N, C]`` on the GPU (a fresh tensor: later calls do not overwrite it).
     `module` is prepared with `prepare_module` unless `prepared=True`.
+    Graphs are captured for every size when the image shape is known, or,
+    with `lazy`, for each size the first time a batch runs on it.
     """
 
     def __init__(self, module: nn.Module, batch_sizes: Sequence[int], dtype: torch.dtype | str = torch.float16, *,
                  image_shape: tuple[int, int] | None = None, device: str | torch.device = "cuda",
-                 channels_last: bool = True, compile: bool = False, prepared: bool = False, warmup: int = 3):
+                 channels_last: bool = True, compile: bool = False, prepared: bool = False, warmup: int = 3,
+                 lazy: bool = False):
         self.device = require_cuda(device)
         self.dtype = resolve_dtype(dtype)
         sizes = sorted({int(b) for b in batch_sizes})
@@ -113,31 +119,41 @@ class CudaGraphRunner:
         self.module = module if prepared else prepare_module(module, self.device, self.dtype, channels_last, compile)
         self.image_shape = image_shape
         self.warmup = warmup
-        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.lazy = lazy
+        self._graphs: dict[int, tuple[Any, torch.Tensor, torch.Tensor]] = {}
         self._pool: Any = None
         if image_shape is not None:
             self.capture(image_shape)
 
     def capture(self, image_shape: tuple[int, int]) -> None:
-        """Capture one graph per batch size for images of ``(H, W)`` (largest first, sharing one memory pool)."""
+        """Forget the graphs and, unless lazy, capture one per batch size for ``(H, W)`` images (largest first)."""
         self.image_shape = (int(image_shape[0]), int(image_shape[1]))
-        h, w = self.image_shape
         self._graphs.clear()
+        if not self.lazy:
+            for b in sorted(self.batch_sizes, reverse=True):
+                self._capture_size(b)
+
+    def _capture_size(self, batch: int) -> None:
+        """Warm the module up on a side stream, then capture its graph for `batch` images (sharing one pool).
+
+        Sharing the pool is safe because every replay's output is cloned
+        before the next replay on the same stream.
+        """
+        h, w = self.image_shape
         side = torch.cuda.Stream(self.device)
         with torch.inference_mode():
-            for b in sorted(self.batch_sizes, reverse=True):
-                static_in = torch.zeros((b, h, w, 3), dtype=torch.uint8, device=self.device)
-                side.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(side):  # warm-up (cudnn autotune, lazy init) off the capture
-                    for _ in range(self.warmup):
-                        self.module(static_in)
-                torch.cuda.current_stream(self.device).wait_stream(side)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=self._pool):
-                    static_out = self.module(static_in)
-                if self._pool is None:
-                    self._pool = graph.pool()
-                self._graphs[b] = (graph, static_in, static_out)
+            static_in = torch.zeros((batch, h, w, 3), dtype=torch.uint8, device=self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):  # warm-up (cudnn autotune, lazy init) off the capture
+                for _ in range(self.warmup):
+                    self.module(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                static_out = self.module(static_in)
+            if self._pool is None:
+                self._pool = graph.pool()
+            self._graphs[batch] = (graph, static_in, static_out)
         torch.cuda.synchronize(self.device)
 
     def _size_for(self, n: int) -> int:
@@ -157,6 +173,8 @@ class CudaGraphRunner:
             while start < n:
                 b = self._size_for(n - start)
                 take = min(b, n - start)
+                if b not in self._graphs:
+                    self._capture_size(b)
                 graph, static_in, static_out = self._graphs[b]
                 static_in[:take].copy_(images[start:start + take])
                 graph.replay()

@@ -3,7 +3,9 @@
 The checkpoint is folded the way `attrnet export` folds it, so the torch
 backend runs the same graph as the exported files.
 
-On CUDA the model runs in fp16 and channels-last, and batches are staged in
+On CUDA the model runs in fp16 and channels-last, replayed from CUDA graphs
+(one per power-of-two batch size up to 256, captured the first time a batch
+needs it; ``cuda_graphs=False`` runs it eagerly), and batches are staged in
 pinned host memory and copied on a separate stream (`attrnet.serve.gpu`), so
 the copy of one batch overlaps the compute of the previous one.
 """
@@ -41,21 +43,31 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+GRAPH_BATCH_SIZES = tuple(2 ** k for k in range(9))  # 1 .. 256; larger batches run as chunks of 256
+
+
 class TorchBackend(Backend):
-    """A `.safetensors` checkpoint run by PyTorch (fp32 on CPU; fp16, channels-last and pinned staging on CUDA)."""
+    """A `.safetensors` checkpoint run by PyTorch (fp32 on CPU; fp16, channels-last, CUDA graphs and
+    pinned staging on CUDA)."""
 
     name = "torch"
 
-    def __init__(self, path: Path, device: str = "auto", *, threads: int | None = None):
+    def __init__(self, path: Path, device: str = "auto", *, threads: int | None = None, cuda_graphs: bool = True):
         dev = resolve_device(device)
         net, meta = load_model(path, device="cpu")
         super().__init__(path, meta, str(dev))
-        module = serving_module(net, self.input_spec)
+        module: Callable[[torch.Tensor], torch.Tensor] = serving_module(net, self.input_spec)
         self._stager: Any = None
+        self.cuda_graphs = False
         if dev.type == "cuda":
-            from attrnet.serve.gpu import PinnedStager, prepare_module
+            from attrnet.serve.gpu import CudaGraphRunner, PinnedStager, prepare_module
 
             module = prepare_module(module, dev, torch.float16)
+            if cuda_graphs:
+                spec = self.input_spec
+                module = CudaGraphRunner(module, GRAPH_BATCH_SIZES, torch.float16, device=dev, prepared=True,
+                                         image_shape=(spec.height, spec.width), lazy=True)
+                self.cuda_graphs = True
             self._stager = PinnedStager(module, dev)
         elif threads:
             torch.set_num_threads(int(threads))
@@ -78,4 +90,6 @@ class TorchBackend(Backend):
             return self.module(images).float().cpu().numpy()
 
     def describe(self) -> str:
-        return f"torch on {self.device}" + (" (fp16)" if self._stager is not None else "")
+        if self._stager is None:
+            return f"torch on {self.device}"
+        return f"torch on {self.device} (fp16" + (", CUDA graphs)" if self.cuda_graphs else ")")

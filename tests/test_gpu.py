@@ -237,3 +237,45 @@ def test_graph_runner_batch_routing_without_cuda():
     first = runner(torch.full((2, 5, 6, 3), 7, dtype=torch.uint8))
     runner(torch.full((2, 5, 6, 3), 9, dtype=torch.uint8))
     assert torch.all(first == 7)  # a later replay does not overwrite an earlier result
+
+
+def test_lazy_graph_runner_captures_only_the_sizes_batches_need(monkeypatch):
+    """With lazy capture (the torch backend's mode) a size is captured the first time a batch needs it."""
+    runner = gpu.CudaGraphRunner.__new__(gpu.CudaGraphRunner)
+    runner.device, runner.batch_sizes, runner.image_shape = torch.device("cpu"), [1, 2, 4, 8], (5, 6)
+    runner._graphs, runner.lazy = {}, True
+    captured: list[int] = []
+
+    def fake_capture(b: int) -> None:
+        captured.append(b)
+        with torch.inference_mode():
+            static_in, static_out = torch.zeros((b, 5, 6, 3), dtype=torch.uint8), torch.zeros((b, 3))
+        runner._graphs[b] = (_FakeGraph(static_in, static_out), static_in, static_out)
+
+    monkeypatch.setattr(runner, "_capture_size", fake_capture)
+    for n in (8, 8, 3, 8, 19):  # a fixed batch size, a short last batch, then one split 8 + 8 + 4 (3 rows)
+        x = torch.from_numpy(np.random.default_rng(n).integers(0, 256, (n, 5, 6, 3), dtype=np.uint8))
+        assert torch.allclose(runner(x), x.float().mean(dim=(1, 2)))
+    assert captured == [8, 4]
+    runner.capture((7, 7))  # a new image shape forgets the graphs and, lazily, captures nothing yet
+    assert runner._graphs == {} and captured == [8, 4]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
+def test_torch_backend_cuda_graphs_equal_its_eager_path(tmp_path: Path):
+    from attrnet.checkpoint import model_metadata, save_model
+    from attrnet.serve.torch_backend import TorchBackend
+
+    net = _branched_net()
+    ckpt = tmp_path / "best.safetensors"
+    spec = InputSpec(64, 64)
+    save_model(ckpt, net, model_metadata(net, spec.to_dict()))
+    graphs, eager = TorchBackend(ckpt, "cuda"), TorchBackend(ckpt, "cuda", cuda_graphs=False)
+    assert graphs.describe().endswith("(fp16, CUDA graphs)") and eager.describe().endswith("(fp16)")
+    for n in (1, 3, 32, 300):  # exact, padded into 4, a common batch, split 256 + 44 (into 64)
+        x = _images(n, spec, seed=n)
+        got, want = graphs.run(x), eager.run(x)
+        assert got.shape == want.shape == (n, 6)
+        assert np.abs(got - want).max() <= 2e-3
+    assert sorted(graphs.module._graphs) == [1, 4, 32, 64, 256]
