@@ -111,8 +111,32 @@ def generated_images(spec: InputSpec, n: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def dataset_images(data: str, spec: InputSpec, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `n` images (resized to `spec`) and labels of one split of dataset ``format:path``."""
+def readable_images(count: int, read: Callable[[int], Any], what: str, source: Any,
+                    warn: Callable[[str], None]) -> list[Any]:
+    """``read(i)`` for i < `count`, skipping (and warning about) items that raise `InputError`.
+
+    Ends with a count of the skipped items; raises when none could be read.
+    """
+    got, skipped = [], 0
+    for i in range(count):
+        try:
+            got.append(read(i))
+        except InputError as exc:
+            skipped += 1
+            warn(f"warning: skipped an unreadable {what} image: {exc}")
+    if skipped:
+        warn(f"warning: {skipped} of {count} {what} images unreadable and skipped")
+    if not got:
+        raise InputError(f"none of the {count} {what} images could be read", source)
+    return got
+
+
+def dataset_images(data: str, spec: InputSpec, split: str, n: int, what: str = "dataset",
+                   warn: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `n` images (resized to `spec`) and labels of one split of dataset ``format:path``.
+
+    Unreadable images are skipped (each named through `warn`).
+    """
     from attrnet.data import open_dataset
     from attrnet.imageio import resize_to_spec
 
@@ -120,11 +144,13 @@ def dataset_images(data: str, spec: InputSpec, split: str, n: int) -> tuple[np.n
     if len(ds) == 0:
         raise InputError(f"dataset has no {split} images", data)
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
-    images, labels = zip(*(ds[int(i)] for i in idx))
+    pairs = readable_images(len(idx), lambda i: ds[int(idx[i])], what, data, warn)
+    images, labels = zip(*pairs)
     return np.stack(images), np.stack([np.asarray(l) for l in labels]).astype(np.float32)
 
 
-def parity_inputs(spec: InputSpec, data: str | None, n: int = 64) -> tuple[np.ndarray, np.ndarray | None, str, str]:
+def parity_inputs(spec: InputSpec, data: str | None, n: int = 64, warn: Callable[[str], None] = lambda _: None
+                  ) -> tuple[np.ndarray, np.ndarray | None, str, str]:
     """(images, labels or None, source, note): the val split of `data` (else test), else generated."""
     if data:
         from attrnet.data import dataset_splits
@@ -133,7 +159,7 @@ def parity_inputs(spec: InputSpec, data: str | None, n: int = 64) -> tuple[np.nd
         split = next((s for s in ("val", "test") if counts.get(s)), None)
         if split is None:
             raise InputError("dataset has neither val nor test images for the parity check", data)
-        images, labels = dataset_images(data, spec, split, n)
+        images, labels = dataset_images(data, spec, split, n, "parity", warn)
         return images, labels, f"data:{data}:{split}", ""
     return generated_images(spec, n), None, "generated", \
         "no --data given: parity measured on generated images, not real ones"

@@ -122,10 +122,11 @@ def _silenced_fds() -> Iterator[None]:
             os.close(copy_fd)
 
 
-def calibration_images(opts: ExportOptions, spec: InputSpec) -> np.ndarray:
+def calibration_images(opts: ExportOptions, spec: InputSpec, warn: Callable[[str], None]) -> np.ndarray:
+    """uint8 calibration images from --calib or the train split of --data (unreadable ones skipped)."""
     if opts.calib is not None:
-        return quantize.load_image_folder(opts.calib, spec, opts.calib_images)
-    images, _ = parity.dataset_images(opts.data, spec, "train", opts.calib_images)
+        return quantize.load_image_folder(opts.calib, spec, opts.calib_images, warn)
+    images, _ = parity.dataset_images(opts.data, spec, "train", opts.calib_images, "calibration", warn)
     return images
 
 
@@ -161,12 +162,12 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True) if opts.precision == "fp16" else fp32_graph
     if opts.precision in quantize.INT8_PRECISIONS:
         log(f"calibrating {opts.precision} on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
-        graph = quantize.quantize(graph, calibration_images(opts, spec), opts.precision)
+        graph = quantize.quantize(graph, calibration_images(opts, spec, log), opts.precision)
     xonnx.set_metadata(graph, onnx_meta)
     xonnx.check(graph)
     onnx_bytes = graph.SerializeToString()
 
-    images, labels, source, note = parity.parity_inputs(spec, opts.data, opts.parity_images)
+    images, labels, source, note = parity.parity_inputs(spec, opts.data, opts.parity_images, log)
     if note:
         log(f"note: {note}")
     reference = parity.torch_reference(model, spec, images)

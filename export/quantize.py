@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnx
@@ -30,8 +30,13 @@ INT8_PRECISIONS = ("int8", "int8-cpu")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 
-def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256) -> np.ndarray:
-    """Up to `limit` images of `folder` (recursive, sorted), decoded and resized: uint8 ``[M, H, W, 3]``."""
+def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256,
+                      warn: Callable[[str], None] = lambda _: None) -> np.ndarray:
+    """Up to `limit` images of `folder` (recursive, sorted), decoded and resized: uint8 ``[M, H, W, 3]``.
+
+    Unreadable images are skipped, each named through `warn`.
+    """
+    from attrnet.export.parity import readable_images
     from attrnet.imageio import decode_image, resize_to_spec
 
     folder = Path(folder)
@@ -41,8 +46,9 @@ def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256) -> 
     if not paths:
         raise InputError("calibration folder holds no images", folder)
     step = max(1, len(paths) // limit)
-    imgs = [resize_to_spec(decode_image(p, reduce_to=(spec.height, spec.width)), spec)
-            for p in paths[::step][:limit]]
+    chosen = paths[::step][:limit]
+    imgs = readable_images(len(chosen), lambda i: resize_to_spec(
+        decode_image(chosen[i], reduce_to=(spec.height, spec.width)), spec), "calibration", folder, warn)
     return np.stack(imgs)
 
 

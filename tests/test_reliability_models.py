@@ -214,18 +214,37 @@ def test_no_unsafe_deserialisation_in_package_source() -> None:
 
 
 def test_int8_calibration_on_odd_and_broken_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Calibration decodes odd images (grey, CMYK, 16-bit, palette, EXIF) fine; a broken one stops the
-    export with one line naming it, before any file is written."""
+    """Calibration decodes odd images (grey, CMYK, 16-bit, palette, EXIF) fine; a broken one is skipped with a
+    warning naming it and counted, and the export goes on."""
     from reliability_helpers import bad_image_files, good_image_files, write_files
 
     calib = tmp_path / "calib"
     write_files(calib, {**good_image_files(), "zz_truncated.jpg": bad_image_files()["truncated.jpg"]})
     out = tmp_path / "out" / "m.onnx"
     args = ["export", str(DEFAULT_ST), "--precision", "int8", "--calib", str(calib), "--out", str(out),
+            "--fold-mode", "flops"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert "Traceback" not in err and len(warnings) == 2
+    assert "zz_truncated.jpg" in warnings[0]
+    assert re.fullmatch(r"warning: 1 of \d+ calibration images unreadable and skipped", warnings[1])
+    assert out.is_file()
+
+
+def test_int8_calibration_with_no_readable_image_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """When every calibration image is broken the export stops with one line, before any file is written."""
+    from reliability_helpers import bad_image_files, write_files
+
+    calib = tmp_path / "calib"
+    bad = bad_image_files()
+    write_files(calib, {name: bad[name] for name in ("truncated.jpg",)} | {"empty.png": b""})
+    out = tmp_path / "out" / "m.onnx"
+    args = ["export", str(DEFAULT_ST), "--precision", "int8", "--calib", str(calib), "--out", str(out),
             "--fold-mode", "flops", "--parity-images", "8"]
     assert main(args) == 2
-    err = capsys.readouterr().err  # progress lines, then the error as the last line
+    err = capsys.readouterr().err
     errors = [ln for ln in err.splitlines() if ln.startswith("attrnet: error")]
     assert "Traceback" not in err and len(errors) == 1 and err.strip().splitlines()[-1] == errors[0]
-    assert "zz_truncated.jpg" in errors[0]
+    assert "none of the 2 calibration images could be read" in errors[0] and str(calib) in errors[0]
     assert not out.exists() and not (out.parent.exists() and list(out.parent.iterdir()))
