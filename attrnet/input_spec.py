@@ -1,7 +1,7 @@
 """How images are fed to a model: size, resize mode and normalisation."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from attrnet.errors import InputError

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from attrnet.checkpoint import model_metadata, save_model
@@ -77,13 +76,3 @@ def write_image_folder(folder: Path, n: int = 24, size: int = 40) -> Path:
     for i, img in enumerate(generated_images(InputSpec(size, size + 8), n, seed=3)):
         cv2.imwrite(str(folder / f"img{i:03d}.png"), img[:, :, ::-1])
     return folder
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run each export test on one torch thread: the results do not depend on it, and on a loaded
-    2-core machine two OpenMP threads made each small op wait up to hundreds of milliseconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -1,6 +1,4 @@
 """Checkpoints: safetensors + JSON metadata, atomic writes, strict and safe loading."""
-import json
-import struct
 
 import pytest
 import torch

@@ -8,7 +8,9 @@ import pytest
 from attrnet.cli import main
 from attrnet.export import tensorrt as xtrt
 
-from export_helpers import one_torch_thread, save_checkpoint  # noqa: F401
+from export_helpers import save_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

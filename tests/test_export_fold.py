@@ -10,7 +10,9 @@ from attrnet.models.net import MultiTaskNet
 from attrnet.models.topology import Branch, Topology, cross_stitch, shared, split
 from attrnet.schema import Schema, binary, market_schema
 
-from export_helpers import SIZE, images, one_torch_thread, randomise, reference_probs, uneven_tree  # noqa: F401
+from export_helpers import SIZE, images, randomise, reference_probs, uneven_tree
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SPEC = InputSpec(SIZE, SIZE, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 MARKET = market_schema()

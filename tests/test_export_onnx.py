@@ -14,8 +14,10 @@ from attrnet.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
 from attrnet.schema import market_schema
 
-from export_helpers import (SIZE, images, one_torch_thread, randomise, reference_probs,  # noqa: F401
-                            save_checkpoint, uneven_tree, write_image_folder)
+from export_helpers import (SIZE, images, randomise, reference_probs, save_checkpoint, uneven_tree,
+                            write_image_folder)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,7 @@ from attrnet.schema import Schema, binary, categorical, market_schema
 NAMES = ["a", "b", "c"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the CI machine is small and shared
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 W = backbone("tiny").widths
 
 

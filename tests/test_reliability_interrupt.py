@@ -6,14 +6,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reliability_helpers import DEFAULT_ONNX, PYTHON, ROOT, encode, rgb
+from reliability_helpers import DEFAULT_ONNX, PYTHON, ROOT, rgb
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 

@@ -6,7 +6,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from reliability_helpers import DEFAULT_ONNX, PYTHON, encode, rgb

@@ -2,7 +2,6 @@
 import csv
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from attrnet.checkpoint import load_model
