@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -32,14 +33,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def _temp_beside(path: Path) -> Path:
-    """An empty temp file in `path`'s folder (created if needed); InputError if that cannot be written."""
+    """An empty temp file ``.NAME.PID.XXXX.tmp`` in `path`'s folder (created if needed); InputError if that
+    cannot be written. Temp files for the same name left by killed processes are removed first."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _remove_orphan_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise InputError(f"cannot write here: {exc.strerror or exc}", path) from None
     os.close(fd)
     return Path(tmp)
+
+
+def _remove_orphan_temps(path: Path) -> None:
+    """Remove ``.NAME.PID.*.tmp`` beside `path` whose writing process no longer exists (it was killed)."""
+    if os.name != "posix":  # os.kill(pid, 0) is a probe only on POSIX
+        return
+    prefix = f".{path.name}."
+    for entry in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else (or no way to tell): leave its files alone
+        return True
+    return True
 
 
 def check_writable(path: str | Path) -> None:

@@ -250,3 +250,18 @@ def test_atomic_write_keeps_old_file_on_failure_and_normal_permissions(tmp_path:
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_temp_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    """A `kill -9` mid-write leaves ``.NAME.PID.*.tmp``; the next write of NAME removes it unless PID still runs."""
+    from attrnet.fileio import atomic_write_text
+
+    dead = subprocess.Popen([PYTHON, "-c", "pass"])
+    dead.wait()  # its pid is now free (reuse by the time of the write is possible but vanishingly rare)
+    orphan = tmp_path / f".out.txt.{dead.pid}.abc123.tmp"
+    alive = tmp_path / f".out.txt.{os.getppid()}.def456.tmp"  # the test runner's parent still runs
+    other = tmp_path / f".other.txt.{dead.pid}.ghi789.tmp"  # another file's temp is not touched
+    for p in (orphan, alive, other):
+        p.write_text("half")
+    atomic_write_text(tmp_path / "out.txt", "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.txt", alive.name, other.name])
