@@ -40,6 +40,15 @@ def _branched_net(arch: str = "tiny"):
     return net.eval()
 
 
+def _branched_checkpoint(tmp_path: Path, spec: InputSpec = InputSpec(64, 64)) -> Path:
+    from attrnet.checkpoint import model_metadata, save_model
+
+    net = _branched_net()
+    ckpt = tmp_path / "best.safetensors"
+    save_model(ckpt, net, model_metadata(net, spec.to_dict()))
+    return ckpt
+
+
 def _folded(spec: InputSpec):
     from attrnet.export.fold import fold_model
 
@@ -177,11 +186,7 @@ def test_nvjpeg_decode_matches_cpu_decode(tmp_path: Path):
 def test_cuda_predictor_matches_cpu(tmp_path: Path):
     from attrnet import Predictor
     from attrnet.bench.jpegs import write_jpegs
-    from attrnet.checkpoint import model_metadata, save_model
-
-    net = _branched_net()
-    ckpt = tmp_path / "best.safetensors"
-    save_model(ckpt, net, model_metadata(net, InputSpec(64, 64).to_dict()))
+    ckpt = _branched_checkpoint(tmp_path)
     write_jpegs(tmp_path / "imgs", 10, height=96, width=128, distinct=5)
     cpu = list(Predictor(ckpt, device="cpu", batch_size=4).predict(tmp_path / "imgs"))
     cuda = list(Predictor(ckpt, device="cuda", batch_size=4).predict(tmp_path / "imgs"))
@@ -194,11 +199,7 @@ def test_cuda_predictor_matches_cpu(tmp_path: Path):
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
 def test_benchmark_on_cuda_runs_torch_fp16(tmp_path: Path):
     from attrnet.bench.runner import BenchConfig, run_benchmark
-    from attrnet.checkpoint import model_metadata, save_model
-
-    net = _branched_net()
-    ckpt = tmp_path / "best.safetensors"
-    save_model(ckpt, net, model_metadata(net, InputSpec(64, 64).to_dict()))
+    ckpt = _branched_checkpoint(tmp_path)
     cfg = BenchConfig(backends=["torch"], precisions=["fp16"], batch_sizes=[1, 8], iters=3, warmup=1,
                       device="cuda", modes=["model-only"])
     rows = run_benchmark(ckpt, cfg, tmp_path)
@@ -264,13 +265,10 @@ def test_lazy_graph_runner_captures_only_the_sizes_batches_need(monkeypatch):
 @pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
 def test_torch_backend_cuda_graphs_equal_its_eager_path(tmp_path: Path):
-    from attrnet.checkpoint import model_metadata, save_model
     from attrnet.serve.torch_backend import TorchBackend
 
-    net = _branched_net()
-    ckpt = tmp_path / "best.safetensors"
     spec = InputSpec(64, 64)
-    save_model(ckpt, net, model_metadata(net, spec.to_dict()))
+    ckpt = _branched_checkpoint(tmp_path, spec)
     graphs, eager = TorchBackend(ckpt, "cuda"), TorchBackend(ckpt, "cuda", cuda_graphs=False)
     assert graphs.describe().endswith("(fp16, CUDA graphs)") and eager.describe().endswith("(fp16)")
     for n in (1, 3, 32, 300):  # exact, padded into 4, a common batch, split 256 + 44 (into 64)

@@ -91,6 +91,13 @@ class GroupedStem(nn.Module):
         return self.pool(F.relu(self.bn1(self.conv1(x)), inplace=True))
 
 
+def _shortcut(branches: int, cin: int, cout: int, stride: int) -> nn.Module | None:
+    """The projection shortcut (1x1 conv + BN) of a residual block, or None for the identity."""
+    if stride == 1 and cin == cout:
+        return None
+    return nn.Sequential(_gconv(branches, cin, cout, 1, stride), nn.BatchNorm2d(branches * cout))
+
+
 class GroupedBasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs + identity/projection shortcut), B branches."""
 
@@ -99,9 +106,7 @@ class GroupedBasicBlock(nn.Module):
         b = branches
         self.conv1, self.bn1 = _gconv(b, cin, cout, 3, stride), nn.BatchNorm2d(b * cout)
         self.conv2, self.bn2 = _gconv(b, cout, cout, 3), nn.BatchNorm2d(b * cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(_gconv(b, cin, cout, 1, stride), nn.BatchNorm2d(b * cout))
+        self.downsample = _shortcut(b, cin, cout, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         idt = x if self.downsample is None else self.downsample(x)
@@ -119,9 +124,7 @@ class GroupedBottleneck(nn.Module):
         self.conv1, self.bn1 = _gconv(b, cin, mid, 1), nn.BatchNorm2d(b * mid)
         self.conv2, self.bn2 = _gconv(b, mid, mid, 3, stride), nn.BatchNorm2d(b * mid)
         self.conv3, self.bn3 = _gconv(b, mid, cout, 1), nn.BatchNorm2d(b * cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(_gconv(b, cin, cout, 1, stride), nn.BatchNorm2d(b * cout))
+        self.downsample = _shortcut(b, cin, cout, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         idt = x if self.downsample is None else self.downsample(x)
