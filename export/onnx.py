@@ -21,7 +21,7 @@ import json
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import onnx
@@ -138,8 +138,9 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     return dict(Counter(n.op_type for n in model.graph.node))
 
 
-def session(model: onnx.ModelProto | bytes | str | Path, threads: int | None = None) -> "onnxruntime.InferenceSession":
-    """An ONNX Runtime CPU session."""
+def session(model: onnx.ModelProto | bytes | str | Path, threads: int | None = None,
+            disabled_optimizers: Sequence[str] = ()) -> "onnxruntime.InferenceSession":
+    """An ONNX Runtime CPU session (without the named graph optimizers)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -148,7 +149,8 @@ def session(model: onnx.ModelProto | bytes | str | Path, threads: int | None = N
         opts.intra_op_num_threads = threads
     src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else \
         (str(model) if isinstance(model, Path) else model)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(disabled_optimizers) or None)
 
 
 def run_probs(sess: "onnxruntime.InferenceSession", images: np.ndarray, batch: int = 64) -> np.ndarray:

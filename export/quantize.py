@@ -27,6 +27,7 @@ from attrnet.errors import AttrnetError, InputError
 from attrnet.input_spec import InputSpec
 
 INT8_PRECISIONS = ("int8", "int8-cpu")
+QDQ_PROPAGATION = "QDQPropagationTransformer"  # one of serve.metadata.TUNABLE_ORT_OPTIMIZERS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 
@@ -115,3 +116,36 @@ def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8"
         del out.metadata_props[:]
         onnx.helper.set_model_props(out, meta)
     return out
+
+
+def cpu_disabled_optimizers(model: onnx.ModelProto, images: np.ndarray, runs: int = 5,
+                            min_gain: float = 1.1) -> tuple[list[str], dict[str, float]]:
+    """The ONNX Runtime optimizers to skip for this int8 `model` on the CPU provider, and the speeds measured.
+
+    ORT's QDQ propagation moves quantisation across MaxPool. Where its NHWC
+    int8 kernels take over that is fast; where they do not (next to a float
+    first conv, or between grouped convolutions) the MaxPool runs as a slow
+    NCHW int8 kernel, and the int8 file ends up slower than fp32. Both
+    sessions are timed on a batch of `images` (one thread, interleaved,
+    median of `runs`); propagation is skipped when that is at least
+    `min_gain` times faster. Returns ``(names, {"propagation on": img/s,
+    "propagation off": img/s})``.
+    """
+    import time
+
+    from attrnet.export import onnx as xonnx
+
+    batch = np.ascontiguousarray(images[:32])
+    variants = {"propagation on": (), "propagation off": (QDQ_PROPAGATION,)}
+    sessions = {name: xonnx.session(model, threads=1, disabled_optimizers=off) for name, off in variants.items()}
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for name, sess in sessions.items():
+        sess.run(["probs"], {"images": batch})  # warm-up
+    for _ in range(runs):
+        for name, sess in sessions.items():
+            t = time.perf_counter()
+            sess.run(["probs"], {"images": batch})
+            times[name].append(time.perf_counter() - t)
+    speed = {name: len(batch) / float(np.median(ts)) for name, ts in times.items()}
+    off = speed["propagation off"] >= min_gain * speed["propagation on"]
+    return ([QDQ_PROPAGATION] if off else []), speed

@@ -42,6 +42,18 @@ class ModelInfo:
         return [dict(zip(names, row)) for row in zip(*per_attr)] if per_attr else []
 
 
+# ONNX Runtime graph optimizers an export may measure to be slower for its file on the CPU provider
+# and list under ``export.ort_cpu_disabled_optimizers``; any other name there is ignored.
+TUNABLE_ORT_OPTIMIZERS = ("QDQPropagationTransformer",)
+
+
+def cpu_disabled_optimizers(metadata: dict[str, Any]) -> list[str]:
+    """The ONNX Runtime optimizers to skip for this file on the CPU provider (as measured at export)."""
+    export = metadata.get("export")
+    names = export.get("ort_cpu_disabled_optimizers") if isinstance(export, dict) else None
+    return [n for n in names if n in TUNABLE_ORT_OPTIMIZERS] if isinstance(names, list) else []
+
+
 def parse_metadata_json(text: str | bytes, path: str | Path | None = None) -> dict[str, Any]:
     """Metadata JSON (as stored in ONNX metadata_props or an engine sidecar) -> dict."""
     try:

@@ -113,6 +113,25 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
     others = [n for n in model.graph.node if n.op_type == "Conv" and n is not first_conv]
     assert others and all(any(produced_by.get(i) == "DequantizeLinear" for i in n.input) for n in others)
     assert result["parity"]["runners"][1]["agreement"] >= 0.98
+    # the export measured QDQ propagation on ORT's CPU provider, recorded the choice, and serving follows it
+    from attrnet.serve.backends import open_backend
+
+    chosen = xonnx.read_metadata(model)["export"]["ort_cpu_disabled_optimizers"]
+    assert chosen in ([], ["QDQPropagationTransformer"])
+    assert open_backend(out, "cpu").disabled_optimizers == chosen
+
+
+def test_qdq_propagation_choice_follows_the_measured_gain(ckpt):
+    from attrnet.export.quantize import cpu_disabled_optimizers, quantize
+
+    folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(market_schema()), market_schema())),
+                           InputSpec(SIZE, SIZE), mode="flops")
+    model = quantize(xonnx.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8")
+    x = images(8).numpy()
+    off, speed = cpu_disabled_optimizers(model, x, runs=2, min_gain=0.0)
+    assert off == ["QDQPropagationTransformer"] and set(speed) == {"propagation on", "propagation off"}
+    assert all(v > 0 for v in speed.values())
+    assert cpu_disabled_optimizers(model, x, runs=2, min_gain=float("inf"))[0] == []
 
 
 def test_int8_cpu_layout_uses_uint8_activations(ckpt, tmp_path):

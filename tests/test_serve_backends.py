@@ -73,6 +73,28 @@ def test_onnx_without_attrnet_metadata_is_rejected(files, tmp_path):
         open_backend(junk)
 
 
+def test_onnx_runtime_cpu_skips_only_the_optimizers_attrnet_tunes(files, tmp_path):
+    """``export.ort_cpu_disabled_optimizers`` in the metadata is honoured on the CPU provider for known
+    names only (a file cannot switch off arbitrary graph optimizations), and results are unchanged."""
+    import onnx
+
+    from attrnet.serve.metadata import cpu_disabled_optimizers
+
+    proto = onnx.load(str(files[1]))
+    meta = json.loads(next(p.value for p in proto.metadata_props if p.key == "attrnet"))
+    meta["export"] = {**meta.get("export", {}),
+                      "ort_cpu_disabled_optimizers": ["QDQPropagationTransformer", "ConstantFolding"]}
+    next(p for p in proto.metadata_props if p.key == "attrnet").value = json.dumps(meta)
+    tuned = tmp_path / "tuned.onnx"
+    onnx.save(proto, str(tuned))
+    a, b = open_backend(files[1], "cpu"), open_backend(tuned, "cpu")
+    assert a.disabled_optimizers == [] and b.disabled_optimizers == ["QDQPropagationTransformer"]
+    x = np.stack(random_images(4, 64, 64))
+    np.testing.assert_allclose(a.run(x), b.run(x), atol=1e-6)
+    assert cpu_disabled_optimizers({"export": {"ort_cpu_disabled_optimizers": "QDQPropagationTransformer"}}) == []
+    assert cpu_disabled_optimizers({"export": None}) == [] and cpu_disabled_optimizers({}) == []
+
+
 def test_loading_onnx_does_not_import_torch(files):
     code = (
         "import sys, numpy as np\n"
