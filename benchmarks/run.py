@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -471,16 +472,24 @@ def cases_for(suite: str) -> list[ModelCase]:
                       "batch 32 is timed over 2 batches after 1 warm-up")]
 
 
-def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float, threads: int) -> str:
+def load_sentence(load: tuple[float, float], cores: int) -> str:
+    """What the 1-minute load average at the start and end of the run says about the figures."""
+    where = f"1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, {cores} cores"
+    if max(load) > cores:
+        return (f"Other jobs shared the machine during the run ({where}), so every figure here is noisy: "
+                "compare ratios within one run rather than absolute figures across runs.")
+    return (f"The machine was otherwise idle ({where}). Compare ratios within one run rather than absolute "
+            "figures across runs.")
+
+
+def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float, threads: int,
+           load: tuple[float, float]) -> str:
     lines = [f"# attrnet benchmark results ({suite} suite)", "",
              f"Measured on {machine.one_line(info)}.",
              f"{threads} CPU threads for torch, ONNX Runtime, decoding and training. "
              f"Suite wall time {wall / 60:.1f} min. Untrained random-init models (speed only). "
              "Command: `python benchmarks/run.py --suite " + suite + " --out ...`.", ""]
-    if suite == "cpu":
-        lines += ["The 2 cores were shared with other jobs running at the same time (load average well above 2), "
-                  "so every figure here is noisy: compare ratios within one run rather than absolute figures "
-                  "across runs.", ""]
+    lines += [load_sentence(load, os.cpu_count() or 1), ""]
     titles = {"inference": "Inference (model-only: uint8 batch in host memory -> probabilities)",
               "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency (DESIGN.md §8)",
               "train": "Training speed (in-memory batches, tiny backbone at 64x64, 40 CelebA attributes) "
@@ -528,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("--suite gpu needs a CUDA device (torch sees none)")
     cores = args.threads or machine.usable_cores()
     t0 = time.perf_counter()
+    load_start = os.getloadavg()[0]
     parts: dict[str, str] = {}
     raw: dict[str, Any] = {}
     if "inference" in sections:
@@ -550,9 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         raw["train"] = rows
     parts["goals"] = goals_markdown(raw, args.suite)
     info = machine.describe()
-    atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores))
+    load = (load_start, os.getloadavg()[0])
+    atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores, load))
     if args.json:
-        atomic_write_text(args.json, json.dumps({"machine": info, **raw}, indent=2, default=str) + "\n")
+        atomic_write_text(args.json, json.dumps({"machine": info, "load_average_1min": load, **raw}, indent=2,
+                                                default=str) + "\n")
     log(f"wrote {args.out} in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 

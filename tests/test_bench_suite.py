@@ -60,3 +60,10 @@ def test_goal_verdicts(suite):
     assert table["cross-stitch K=40 training >= LibMTL's 5 images/s"].endswith("| met |")
     assert table["cross-stitch K=40 peak memory <= 1/5 of LibMTL's ~20 GB"].endswith("| met |")
     assert table["cross-stitch K=groups training >= 10x LibMTL (50 images/s)"].endswith("| missed |")
+
+
+def test_results_say_whether_the_machine_was_shared(suite):
+    idle = suite.load_sentence((0.4, 1.2), 2)
+    busy = suite.load_sentence((0.4, 9.5), 2)
+    assert idle.startswith("The machine was otherwise idle (1-minute load average 0.4 at the start and 1.2")
+    assert busy.startswith("Other jobs shared the machine during the run (") and "9.5 at the end, 2 cores" in busy
