@@ -345,11 +345,15 @@ def training(suite: str, cores: int) -> list[dict[str, Any]]:
                  "steps": 20 if big else 2},
                 {"method": "cross-stitch", "columns": "per-attribute", "batch_size": 32 if big else 8,
                  "steps": 10 if big else 2}]
+    if not big:  # side by side: the same steps with glibc's default malloc (attrnet.train.host_memory)
+        configs += [{**configs[0], "keep_freed_memory": False}, {**configs[4], "keep_freed_memory": False}]
     out = []
     for cfg in configs:
         cfg = {**cfg, "device": device, "threads": None if big else cores, "img_size": 64, "arch": "tiny"}
         res = run_child([sys.executable, "-m", "attrnet.bench.train_speed", json.dumps(cfg)], timeout_s=300)
         label = cfg["method"] + (f" ({cfg['columns']})" if cfg["method"] == "cross-stitch" else "")
+        if cfg.get("keep_freed_memory") is False:
+            label += ", glibc default malloc"
         if res.returncode != 0:
             tail = (res.stderr.strip().splitlines() or ["timed out" if res.returncode == -9 else "failed"])[-1]
             out.append({**cfg, "label": label, "error": tail[:160], "max_rss_mb": res.max_rss_mb})

@@ -9,6 +9,8 @@ peak memory is per configuration:
     python -m attrnet.bench.train_speed '{"method": "cross-stitch", "columns": "groups", ...}'
 
 prints one JSON object: images_per_s, step_ms, params, and the config.
+``"keep_freed_memory": false`` leaves glibc's malloc at its defaults (for the
+side-by-side row of the suite; `attrnet train` always keeps freed memory on CPU).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch
 
 DEFAULTS: dict[str, Any] = {"arch": "tiny", "method": "shared", "weighting": "equal", "columns": "groups",
                             "img_size": 64, "batch_size": 32, "steps": 5, "warmup": 1, "threads": None,
-                            "device": "cpu"}
+                            "device": "cpu", "keep_freed_memory": True}
 
 
 def celeba_groups() -> dict[str, list[str]]:
@@ -63,6 +65,10 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(int(cfg["threads"]))
     torch.manual_seed(0)
     dev = torch.device(cfg["device"])
+    if dev.type == "cpu" and cfg["keep_freed_memory"]:
+        from attrnet.train.host_memory import keep_freed_memory
+
+        keep_freed_memory()  # as `attrnet train` does
     model, schema = build(cfg)
     model.to(dev).train()
     spec = InputSpec(cfg["img_size"], cfg["img_size"])

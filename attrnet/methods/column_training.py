@@ -31,8 +31,11 @@ def train_columns(model: MultiTaskNet, batches: Batches, epochs: int, lr: float 
     Images come normalised (float ``[N, 3, H, W]``), labels over output columns.
     Returns the mean training loss of every epoch.
     """
+    from attrnet.train.host_memory import keep_freed_memory
     from attrnet.train.losses import AttributeLoss
 
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()
     model.to(device).train()
     criterion = AttributeLoss(model.schema).to(device)
     weights = group_weights(model).to(device)

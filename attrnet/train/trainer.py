@@ -34,6 +34,7 @@ from attrnet.models.topology import Topology
 from attrnet.train import distributed as dd
 from attrnet.train.config import TrainConfig
 from attrnet.train.data import EpochSampler, EvalView, Resize, TrainView, make_loader, normalise, skipped_rows
+from attrnet.train.host_memory import keep_freed_memory
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
 from attrnet.train.metrics import compute_metrics
 from attrnet.train.thresholds import choose_thresholds, default_thresholds
@@ -75,6 +76,8 @@ class Trainer:
         self.config = config
         self.out = Path(config.out)
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.dist = dd.init_distributed(self.device.type)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
