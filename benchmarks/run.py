@@ -339,7 +339,7 @@ def e2e_markdown(r: dict[str, Any]) -> str:
 def training(suite: str, cores: int) -> list[dict[str, Any]]:
     device = "cuda" if suite == "gpu" else "cpu"
     big = suite == "gpu"
-    configs = [{"method": "shared", "weighting": w, "batch_size": 32, "steps": 20 if big else 4}
+    configs = [{"method": "shared", "weighting": w, "batch_size": 32, "steps": 20 if big else 12}
                for w in ("equal", "awmt", "uncertainty", "dwa")]
     configs += [{"method": "cross-stitch", "columns": "groups", "batch_size": 32 if big else 16,
                  "steps": 20 if big else 2},

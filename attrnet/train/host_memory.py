@@ -7,8 +7,8 @@ gradient tensors every step, so each step pays the page faults of touching
 that memory anew: on a 2-core machine ReLU backward, max-pooling and
 BatchNorm over a 33 MB activation ran at a few GB/s. `keep_freed_memory`
 raises both thresholds so freed blocks are reused: cross-stitch training
-(tiny, K=8, batch 16) went from 35.3 to 49.3 images/s, at a peak RSS of
-1,124 instead of 979 MiB, since the process keeps memory near its peak
+(tiny, K=8, batch 16) went from 34.0 to 54.5 images/s, at a peak RSS of
+1,128 instead of 995 MiB, since the process keeps memory near its peak
 instead of returning it between steps (the side-by-side rows of
 benchmarks/RESULTS.md). PyTorch's CPU tuning guide reaches the same end by
 preloading jemalloc or tcmalloc.
