@@ -111,23 +111,22 @@ def generated_images(spec: InputSpec, n: int = 64, seed: int = 0) -> np.ndarray:
     return out
 
 
-def readable_images(count: int, read: Callable[[int], Any], what: str, source: Any,
+def readable_images(items: Sequence[Any], read: Callable[[Any], Any], what: str, source: Any,
                     warn: Callable[[str], None]) -> list[Any]:
-    """``read(i)`` for i < `count`, skipping (and warning about) items that raise `InputError`.
+    """``read(item)`` for every item, skipping (and warning about) those that raise `InputError`.
 
     Ends with a count of the skipped items; raises when none could be read.
     """
-    got, skipped = [], 0
-    for i in range(count):
+    got = []
+    for item in items:
         try:
-            got.append(read(i))
+            got.append(read(item))
         except InputError as exc:
-            skipped += 1
             warn(f"warning: skipped an unreadable {what} image: {exc}")
-    if skipped:
-        warn(f"warning: {skipped} of {count} {what} images unreadable and skipped")
+    if len(got) < len(items):
+        warn(f"warning: {len(items) - len(got)} of {len(items)} {what} images unreadable and skipped")
     if not got:
-        raise InputError(f"none of the {count} {what} images could be read", source)
+        raise InputError(f"none of the {len(items)} {what} images could be read", source)
     return got
 
 
@@ -144,7 +143,7 @@ def dataset_images(data: str, spec: InputSpec, split: str, n: int, what: str = "
     if len(ds) == 0:
         raise InputError(f"dataset has no {split} images", data)
     idx = np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int)
-    pairs = readable_images(len(idx), lambda i: ds[int(idx[i])], what, data, warn)
+    pairs = readable_images(list(idx), lambda i: ds[int(i)], what, data, warn)
     images, labels = zip(*pairs)
     return np.stack(images), np.stack([np.asarray(l) for l in labels]).astype(np.float32)
 

@@ -223,7 +223,7 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
 def _tune_ort_cpu(graph: Any, images: np.ndarray, log: Callable[[str], None]) -> list[str]:
     """Measure the int8 graph on ONNX Runtime's CPU provider with and without QDQ propagation; log and
     return the optimizers serving should skip there."""
-    off, speed = quantize.cpu_disabled_optimizers(graph, images)
+    off, speed = quantize.measure_qdq_propagation(graph, images)
     log(f"ONNX Runtime CPU, one thread: {speed['propagation on']:,.0f} img/s with QDQ propagation, "
         f"{speed['propagation off']:,.0f} without -> {'off' if off else 'on'}")
     return off

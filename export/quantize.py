@@ -47,9 +47,8 @@ def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256,
     if not paths:
         raise InputError("calibration folder holds no images", folder)
     step = max(1, len(paths) // limit)
-    chosen = paths[::step][:limit]
-    imgs = readable_images(len(chosen), lambda i: resize_to_spec(
-        decode_image(chosen[i], reduce_to=(spec.height, spec.width)), spec), "calibration", folder, warn)
+    imgs = readable_images(paths[::step][:limit], lambda p: resize_to_spec(
+        decode_image(p, reduce_to=(spec.height, spec.width)), spec), "calibration", folder, warn)
     return np.stack(imgs)
 
 
@@ -118,7 +117,7 @@ def quantize(model: onnx.ModelProto, images: np.ndarray, precision: str = "int8"
     return out
 
 
-def cpu_disabled_optimizers(model: onnx.ModelProto, images: np.ndarray, runs: int = 5,
+def measure_qdq_propagation(model: onnx.ModelProto, images: np.ndarray, runs: int = 5,
                             min_gain: float = 1.1) -> tuple[list[str], dict[str, float]]:
     """The ONNX Runtime optimizers to skip for this int8 `model` on the CPU provider, and the speeds measured.
 

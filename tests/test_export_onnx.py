@@ -122,16 +122,16 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
 
 
 def test_qdq_propagation_choice_follows_the_measured_gain(ckpt):
-    from attrnet.export.quantize import cpu_disabled_optimizers, quantize
+    from attrnet.export.quantize import measure_qdq_propagation, quantize
 
     folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(market_schema()), market_schema())),
                            InputSpec(SIZE, SIZE), mode="flops")
     model = quantize(xonnx.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8")
     x = images(8).numpy()
-    off, speed = cpu_disabled_optimizers(model, x, runs=2, min_gain=0.0)
+    off, speed = measure_qdq_propagation(model, x, runs=2, min_gain=0.0)
     assert off == ["QDQPropagationTransformer"] and set(speed) == {"propagation on", "propagation off"}
     assert all(v > 0 for v in speed.values())
-    assert cpu_disabled_optimizers(model, x, runs=2, min_gain=float("inf"))[0] == []
+    assert measure_qdq_propagation(model, x, runs=2, min_gain=float("inf"))[0] == []
 
 
 def test_int8_cpu_layout_uses_uint8_activations(ckpt, tmp_path):

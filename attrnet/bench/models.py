@@ -93,10 +93,10 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
     export: dict[str, object] = {"precision": precision, "opset": xonnx.OPSET}
     if precision.startswith("int8"):
         from attrnet.export.parity import generated_images
-        from attrnet.export.quantize import cpu_disabled_optimizers, load_image_folder, quantize
+        from attrnet.export.quantize import load_image_folder, measure_qdq_propagation, quantize
 
         images = load_image_folder(calib, spec) if calib is not None else generated_images(spec, calib_images)
         proto = quantize(proto, images, precision)
-        export["ort_cpu_disabled_optimizers"] = cpu_disabled_optimizers(proto, images)[0]
+        export["ort_cpu_disabled_optimizers"] = measure_qdq_propagation(proto, images)[0]
     xonnx.set_metadata(proto, xonnx.onnx_metadata(meta, xonnx.file_sha256(checkpoint), export=export))
     xonnx.save(proto, out)
