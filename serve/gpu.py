@@ -71,7 +71,8 @@ class _Cast(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.dtype == torch.float32:
             return self.module(images).float()
-        with torch.autocast("cuda", dtype=self.dtype):
+        # no autocast weight cache: cached casts made while a CUDA graph is captured would be freed after it
+        with torch.autocast("cuda", dtype=self.dtype, cache_enabled=False):
             return self.module(images).float()
 
 
