@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from attrnet.core.version import __version__
 __all__ = ["Predictor", "__version__"]
 
 

@@ -44,16 +44,16 @@ def _usage() -> dict:
 
 def worker_train(spec: dict) -> dict:
     """One training run in this process."""
-    from attrnet.checkpoint import load_model
+    from attrnet.train.checkpoint import load_model
     from attrnet.train.config import TrainConfig
-    from attrnet.train.trainer import Trainer
+    from attrnet.methods import trainer_for
 
     opts = {"columns": spec.get("columns"), "alpha_lr_mult": spec.get("alpha_lr_mult")}
     cfg = TrainConfig(data=spec["data"], out=spec["out"], arch="tiny", method=spec["method"], epochs=spec["epochs"],
                       batch_size=32, lr=spec.get("lr", 2e-3), img_size=(spec["img"], spec["img"]), workers=0,
                       seed=0, method_options={k: v for k, v in opts.items() if v is not None}, log_every=1000)
     t0 = time.perf_counter()
-    summary = Trainer(cfg).run()
+    summary = trainer_for(cfg).run()
     wall = time.perf_counter() - t0
     model, meta = load_model(Path(spec["out"]) / "best.safetensors")
     history = [json.loads(line) for line in (Path(spec["out"]) / "metrics.jsonl").read_text().splitlines()]
@@ -69,7 +69,7 @@ def worker_speed(spec: dict) -> dict:
 
     from attrnet.methods.registry import make_method
     from attrnet.models.net import MultiTaskNet
-    from attrnet.schema import celeba_schema
+    from attrnet.core.schema import celeba_schema
 
     schema = celeba_schema()
     name = spec["config"]
@@ -130,7 +130,7 @@ def taskonomy_ari(work: Path, data: str, groups: dict[str, list[str]], args) -> 
     result = {}
     for order in (1, 2):
         out = work / f"taskonomy-order{order}"
-        cmd = [sys.executable, "-m", "attrnet.cli", "taskonomy", "--data", data, "--sources", "all",
+        cmd = [sys.executable, "-m", "attrnet", "taskonomy", "--data", data, "--sources", "all",
                "--budget", str(len(groups)), "--out", str(out), "--epochs", str(args.taskonomy_epochs),
                "--img-size", str(args.img_size), "--max-order", str(order), "--max-images", str(args.taskonomy_images)]
         t0 = time.perf_counter()
@@ -166,7 +166,7 @@ def main() -> None:
                    help="training configurations to run")
     p.add_argument("--only", nargs="*", choices=["train", "speed", "taskonomy"], default=["train", "speed", "taskonomy"])
     args = p.parse_args()
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     work = args.work
     root = work / "celeba"

@@ -30,15 +30,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from attrnet.checkpoint import load_model
-from attrnet.export import onnx as xonnx
+from attrnet.train.checkpoint import load_model
+from attrnet.export import onnx_graph as xonnx
+from attrnet.export import ort_session
 from attrnet.export import parity, quantize
 from attrnet.export.fold import UnfoldedNet, fold_model
 from attrnet.export.pipeline import unfolded_ops
-from attrnet.input_spec import InputSpec
+from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Branch, Topology
-from attrnet.schema import celeba_schema
+from attrnet.core.topology import Branch, Topology
+from attrnet.core.schema import celeba_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +104,7 @@ def label_ma(probs: np.ndarray, labels: np.ndarray, thresholds: list) -> float:
 
 def synthetic_celeba(folder: Path, spec: InputSpec, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(calibration images from train, test images, test labels) of a generated CelebA-format set."""
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     generate("celeba", folder, num=num, seed=123, size=(spec.height, spec.width))
     calib, _ = parity.dataset_images(f"celeba:{folder}", spec, "train", 128)
@@ -118,7 +119,7 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
     graph16 = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True)
     graph8 = quantize.quantize(graph32, calib, "int8")
     graph8c = quantize.quantize(graph32, calib, "int8-cpu")
-    sessions = {k: xonnx.session(g, threads=threads) for k, g in
+    sessions = {k: ort_session.session(g, threads=threads) for k, g in
                 (("fp32", graph32), ("fp16", graph16), ("int8", graph8), ("int8-cpu", graph8c))}
     unfolded = UnfoldedNet(model, spec).eval()
 
@@ -140,12 +141,12 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
         batch = np.ascontiguousarray(np.resize(test, (b,) + test.shape[1:]))
         for label, rate in interleaved_throughput(runners, batch, seconds).items():
             speed[label][b] = rate
-    ref = xonnx.run_probs(sessions["fp32"], test)
+    ref = ort_session.run_probs(sessions["fp32"], test)
     ref_dec = parity.decisions(ref, model.schema, thresholds)
     truth = None if labels is None else parity.label_decisions(labels, model.schema)
     quality = {}
     for prec in ("fp32", "fp16", "int8", "int8-cpu"):
-        probs = xonnx.run_probs(sessions[prec], test)
+        probs = ort_session.run_probs(sessions[prec], test)
         dec = parity.decisions(probs, model.schema, thresholds)
         quality[prec] = {
             "max_abs": float(np.abs(probs - ref).max()),
@@ -222,7 +223,7 @@ def main() -> None:
                                    vgg, vspec, [0.5] * schema.num_columns, vcalib, vtest, None, args.seconds,
                                    args.threads))
     text = render(results, args.seconds, args.threads)
-    from attrnet.fileio import atomic_write_text
+    from attrnet.core.fileio import atomic_write_text
 
     atomic_write_text(args.out, text + "\n")
     print(text)

@@ -58,7 +58,7 @@ def affinity_groupings(fafs_doc: dict[str, Any], planted: dict[str, list[str]]) 
     """ARI of the FAFS rule's output-layer grouping and of the oracle-d grouping of the final affinity."""
     import numpy as np
 
-    from attrnet.methods.widening import choose_partition, spectral_groups
+    from attrnet.methods.fafs.widening import choose_partition, spectral_groups
 
     names = fafs_doc["task_affinity"]["attributes"]
     a = np.asarray(fafs_doc["task_affinity"]["matrix"])
@@ -79,7 +79,7 @@ def somp_report(checkpoint: Path, seed: int = 0) -> list[dict[str, Any]]:
     the SOMP selection vs the largest-norm filters vs random filters (inputs restricted as SOMP does)."""
     import numpy as np
 
-    from attrnet.methods.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
+    from attrnet.methods.fafs.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
     from attrnet.models.backbones import backbone
 
     rng = np.random.default_rng(seed)
@@ -111,8 +111,8 @@ def main() -> int:
     ap.add_argument("--runs", default="thin,fafs-loss,fafs-error,full", help="comma list; 'none' to redo the report")
     args = ap.parse_args()
 
-    from attrnet.checkpoint import build_from_metadata, load_model, read_metadata
-    from attrnet.data.synthetic import generate
+    from attrnet.train.checkpoint import build_from_metadata, load_model, read_metadata
+    from attrnet.data.synth import generate
 
     out = Path(args.out)
     data = out / "celeba"

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from attrnet.bench.jpegs import write_jpegs
-from attrnet.fileio import atomic_write_text
-from attrnet.input_spec import InputSpec
-from attrnet.serve.backends import cpu_count
+from attrnet.core.fileio import atomic_write_text
+from attrnet.core.input_spec import InputSpec
+from attrnet.serve.backend import cpu_count
 from attrnet.serve.pipeline import load_item
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import Item

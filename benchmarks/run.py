@@ -41,7 +41,7 @@ from attrnet.bench.models import onnx_for
 from attrnet.bench.proc import run_child
 from attrnet.bench.stats import percentile, pipeline_ceiling
 from attrnet.bench.table import markdown_table
-from attrnet.fileio import atomic_write_text
+from attrnet.core.fileio import atomic_write_text
 
 SECTIONS = ("inference", "e2e", "train")
 
@@ -80,10 +80,10 @@ def build_net(case: ModelCase):
     import torch
 
     from attrnet.bench.train_speed import celeba_groups
-    from attrnet.models import topology as T
+    from attrnet.core import topology as T
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.schema import complete_groups, preset
+    from attrnet.core.schema import complete_groups, preset
 
     schema = preset("celeba")
     widths = backbone(case.arch).widths
@@ -105,8 +105,8 @@ def build_net(case: ModelCase):
 
 
 def save_ckpt(net, size: int, folder: Path) -> Path:
-    from attrnet.checkpoint import model_metadata, save_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.train.checkpoint import model_metadata, save_model
+    from attrnet.core.input_spec import InputSpec
 
     path = folder / "best.safetensors"
     save_model(path, net, model_metadata(net, InputSpec(size, size).to_dict()))
@@ -138,7 +138,7 @@ def cpu_variants(net, case: ModelCase, work: Path, cores: int) -> dict[str, Call
     import torch
 
     from attrnet.export.fold import fold_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.serve.backends import open_backend
     from attrnet.bench.eager import EagerUInt8
 
@@ -169,7 +169,7 @@ def gpu_variants(net, case: ModelCase) -> dict[str, Callable[[Any], Any]]:
     import torch
 
     from attrnet.export.fold import fold_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.serve.gpu import CudaGraphRunner, prepare_module
     from attrnet.bench.eager import EagerUInt8
 

@@ -22,14 +22,14 @@ WEIGHTINGS = ("equal", "awmt", "uncertainty", "dwa")
 
 def run_one(data: str, out: Path, weighting: str, seed: int, args: argparse.Namespace) -> dict:
     from attrnet.train.config import TrainConfig
-    from attrnet.train.evaluation import evaluate
-    from attrnet.train.trainer import Trainer
+    from attrnet.evaluate import evaluate
+    from attrnet.methods import trainer_for
 
     cfg = TrainConfig(data=data, out=str(out), arch="tiny", weighting=weighting, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, img_size=(args.size, args.size), seed=seed,
                       workers=args.workers, threads=args.threads, awmt_k=args.awmt_k, log_every=10**6)
     start = time.perf_counter()
-    Trainer(cfg).run()
+    trainer_for(cfg).run()
     wall = time.perf_counter() - start
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     test = evaluate(out / "best.safetensors", data, "test", device="cpu")
@@ -41,7 +41,7 @@ def run_one(data: str, out: Path, weighting: str, seed: int, args: argparse.Name
 def throughput(data: str, out: Path, args: argparse.Namespace, repeats: int = 3) -> dict:
     """Training images/s of one epoch without (equal) and with AWMT's validation batch, interleaved."""
     from attrnet.train.config import TrainConfig
-    from attrnet.train.trainer import Trainer
+    from attrnet.methods import trainer_for
 
     rates: dict[str, list[float]] = {"equal": [], "awmt": []}
     for r in range(repeats):
@@ -49,7 +49,7 @@ def throughput(data: str, out: Path, args: argparse.Namespace, repeats: int = 3)
             cfg = TrainConfig(data=data, out=str(out / f"speed-{w}-{r}"), arch="tiny", weighting=w, epochs=1,
                               batch_size=args.batch_size, lr=args.lr, img_size=(args.size, args.size),
                               workers=args.workers, threads=args.threads, awmt_k=args.awmt_k, log_every=10**6)
-            t = Trainer(cfg)
+            t = trainer_for(cfg)
             t.setup()
             rates[w].append(t.train_epoch(0)["images_per_s"])
     return {w: statistics.median(v) for w, v in rates.items()}
@@ -101,8 +101,8 @@ def main() -> None:
     p.add_argument("--throughput", action="store_true", help="also time one epoch with and without AWMT, interleaved")
     args = p.parse_args()
 
-    from attrnet.data.synthetic import generate
-    from attrnet.fileio import atomic_write_text
+    from attrnet.data.synth import generate
+    from attrnet.core.fileio import atomic_write_text
 
     out = Path(args.out)
     root = out / "data"

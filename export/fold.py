@@ -32,8 +32,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from attrnet.errors import InputError
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import InputError
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.model_card import output_runs, probabilities
 from attrnet.models import layers
 from attrnet.models.net import MultiTaskNet
 
@@ -215,11 +216,7 @@ class FoldedNet(nn.Module):
 
     def forward(self, images: torch.Tensor):
         logits = self.logits(images)
-        parts = []
-        for kind, a, b in self.kinds:
-            piece = logits[:, a:b]
-            parts.append(torch.sigmoid(piece) if kind == "binary" else torch.softmax(piece, dim=1))
-        probs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        probs = probabilities(logits, self.kinds)
         return (probs, logits) if self.with_logits else probs
 
 
@@ -233,14 +230,11 @@ class UnfoldedNet(nn.Module):
         std = torch.tensor(spec.std, dtype=torch.float32).reshape(1, 3, 1, 1)
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
-        self.kinds = column_runs(model)
+        self.kinds = output_runs(model.schema)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-        logits = self.model(x)
-        parts = [torch.sigmoid(logits[:, a:b]) if kind == "binary" else torch.softmax(logits[:, a:b], dim=1)
-                 for kind, a, b in self.kinds]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return probabilities(self.model(x), self.kinds)
 
 
 # ---------------------------------------------------------------- helpers
@@ -250,17 +244,6 @@ def fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.BatchNorm2d)
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     b = bias if bias is not None else torch.zeros_like(bn.running_mean)
     return weight * scale.reshape(-1, 1, 1, 1), (b - bn.running_mean) * scale + bn.bias
-
-
-def column_runs(model: MultiTaskNet) -> list[tuple[str, int, int]]:
-    """Contiguous column ranges: one per run of binary attributes, one per categorical group."""
-    runs: list[tuple[str, int, int]] = []
-    for attr, sl in zip(model.schema.attributes, model.schema.slices):
-        if attr.kind == "binary" and runs and runs[-1][0] == "binary" and runs[-1][2] == sl.start:
-            runs[-1] = ("binary", runs[-1][1], sl.stop)
-        else:
-            runs.append((attr.kind, sl.start, sl.stop))
-    return runs
 
 
 def _stage_inputs(model: MultiTaskNet, spec: InputSpec) -> list[tuple[int, ...]]:
@@ -458,7 +441,7 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
             mix_choices.append(MixChoice(s, "fold" if use_fold else keep_mode, int(extra), int(keep_flops),
                                          {} if use_fold else keep_times))
         head_w, head_b = _fold_head(model, pending)
-    folded = FoldedNet(spec, body, head_w, head_b, column_runs(model), with_logits).eval()
+    folded = FoldedNet(spec, body, head_w, head_b, output_runs(model.schema), with_logits).eval()
     return folded, FoldReport(stage_choices, mix_choices)
 
 

@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from attrnet.errors import InputError, ParityError
-from attrnet.input_spec import InputSpec
-from attrnet.schema import Schema
+from attrnet.core.errors import InputError, ParityError
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.schema import Schema
 
 # precision -> (max abs tolerance or None, minimum agreement or None)
 TOLERANCES: dict[str, tuple[float | None, float | None]] = {
@@ -137,7 +137,7 @@ def dataset_images(data: str, spec: InputSpec, split: str, n: int, what: str = "
     Unreadable images are skipped (each named through `warn`).
     """
     from attrnet.data import open_dataset
-    from attrnet.imageio import resize_to_spec
+    from attrnet.core.imageio import resize_to_spec
 
     ds = open_dataset(data, split, transform=lambda img: resize_to_spec(img, spec))
     if len(ds) == 0:
@@ -168,7 +168,7 @@ def torch_reference(model: Any, spec: InputSpec, images: np.ndarray) -> np.ndarr
     """Probabilities of the unfolded model (fp32) on uint8 images, normalised the training way."""
     import torch
 
-    from attrnet.models.net import probabilities
+    from attrnet.core.model_card import probabilities
 
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     mean = torch.tensor(spec.mean).reshape(1, 3, 1, 1)

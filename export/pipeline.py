@@ -10,19 +10,20 @@ import copy
 import dataclasses
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from attrnet.errors import InputError, NotAvailableError
-from attrnet.export import onnx as xonnx
-from attrnet.export import parity, quantize, tensorrt, triton
+from attrnet.core.errors import InputError, NotAvailableError
+from attrnet.export import onnx_graph as xonnx
+from attrnet.export import ort_session
+from attrnet.export import parity, quantize, trt_engine as tensorrt, triton
 from attrnet.export.fold import FoldReport, MixRule, ModeRule, fold_model
-from attrnet.fileio import atomic_path, atomic_write_text, check_writable
-from attrnet.input_spec import InputSpec
+from attrnet.core.fileio import atomic_path, atomic_write_text, check_writable
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.model_card import default_thresholds
 
 FORMATS = ("onnx", "engine", "triton")
 PRECISIONS = ("fp32", "fp16", *quantize.INT8_PRECISIONS)
@@ -133,7 +134,7 @@ def calibration_images(opts: ExportOptions, spec: InputSpec, warn: Callable[[str
 def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
                       log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Export `checkpoint` as `opts` say; returns a JSON-able summary (paths, folding, parity)."""
-    from attrnet.checkpoint import load_model
+    from attrnet.train.checkpoint import load_model
 
     checkpoint = Path(checkpoint)
     if opts.trt and opts.format == "onnx":  # --trt alone means an engine
@@ -174,12 +175,12 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     if note:
         log(f"note: {note}")
     reference = parity.torch_reference(model, spec, images)
-    sess = xonnx.session(graph, disabled_optimizers=cpu_disabled)
+    sess = ort_session.session(graph, disabled_optimizers=cpu_disabled)
     runners: dict[str, parity.Runner] = {
         "folded": lambda x: _run_folded(folded, x),
-        "onnxruntime": lambda x: xonnx.run_probs(sess, x),
+        "onnxruntime": lambda x: ort_session.run_probs(sess, x),
     }
-    thresholds = meta.get("thresholds") or [0.5 if b else None for b in model.schema.binary_columns]
+    thresholds = meta.get("thresholds") or default_thresholds(model.schema)
 
     def check(extra: dict[str, parity.Runner]) -> parity.ParityReport:
         ref_acc, results = parity.compare(reference, {**runners, **extra}, images, model.schema, thresholds, labels)
@@ -194,7 +195,7 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
         rep = check({})
         written = [xonnx.save(graph, out)]
     elif opts.format == "engine" or opts.trt:  # an engine, or a Triton repository holding a plan
-        plan, rep = _engine_with_parity(onnx_bytes, onnx_meta, opts, spec, columns, outputs, out, check)
+        plan, rep = _engine_with_parity(onnx_bytes, opts, spec, out, check)
         if opts.format == "engine":
             side = tensorrt.sidecar(onnx_meta, opts.precision, opts.batch, spec.height, spec.width, columns,
                                     outputs, _sha(onnx_bytes), tensorrt.trt_version())
@@ -238,25 +239,18 @@ def _run_folded(folded: Any, images: np.ndarray) -> np.ndarray:
     return torch.cat([o[0] if isinstance(o, tuple) else o for o in out]).numpy()
 
 
-def _engine_with_parity(onnx_bytes: bytes, meta: dict[str, Any], opts: ExportOptions, spec: InputSpec,
-                        columns: int, outputs: list[str], out: Path,
+def _engine_with_parity(onnx_bytes: bytes, opts: ExportOptions, spec: InputSpec, out: Path,
                         check: Callable[[dict[str, parity.Runner]], parity.ParityReport]
                         ) -> tuple[bytes, parity.ParityReport]:
-    """Build the plan, then check TensorRT's outputs too (through the serving backend)."""
-    from attrnet.serve.backends import open_backend
+    """Build the plan, then check TensorRT's outputs too."""
+    from attrnet.export.trt_runner import EngineRunner
 
     cache = opts.timing_cache or out.parent / "trt.timing.cache"
     plan = tensorrt.build_engine(onnx_bytes, opts.batch, spec.height, spec.width,
                                  timing_cache=cache, workspace=opts.workspace)
-    side = tensorrt.sidecar(meta, opts.precision, opts.batch, spec.height, spec.width, columns, outputs,
-                            _sha(onnx_bytes), tensorrt.trt_version())
-    with tempfile.TemporaryDirectory(prefix=".attrnet-engine-", dir=out.parent if out.parent.exists() else None) as d:
-        probe = Path(d) / "probe.engine"
-        probe.write_bytes(plan)
-        Path(str(probe) + ".json").write_text(_json(side), encoding="utf-8")
-        backend = open_backend(probe, device="cuda")
-        rep = check({"tensorrt": backend.run})
-        del backend
+    runner = EngineRunner(plan)
+    rep = check({"tensorrt": runner.run})
+    del runner
     return plan, rep
 
 

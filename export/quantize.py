@@ -23,12 +23,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import onnx
 
-from attrnet.errors import AttrnetError, InputError
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import AttrnetError, InputError
+from attrnet.core.input_spec import InputSpec
 
 INT8_PRECISIONS = ("int8", "int8-cpu")
-QDQ_PROPAGATION = "QDQPropagationTransformer"  # one of serve.metadata.TUNABLE_ORT_OPTIMIZERS
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+QDQ_PROPAGATION = "QDQPropagationTransformer"  # one of ort_session.TUNABLE_ORT_OPTIMIZERS
 
 
 def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256,
@@ -38,12 +37,12 @@ def load_image_folder(folder: str | Path, spec: InputSpec, limit: int = 256,
     Unreadable images are skipped, each named through `warn`.
     """
     from attrnet.export.parity import readable_images
-    from attrnet.imageio import decode_image, resize_to_spec
+    from attrnet.core.imageio import decode_image, is_image_file, resize_to_spec
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError("calibration folder not found (--calib takes a folder of images)", folder)
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in folder.rglob("*") if is_image_file(p) and p.is_file())
     if not paths:
         raise InputError("calibration folder holds no images", folder)
     step = max(1, len(paths) // limit)
@@ -132,11 +131,11 @@ def measure_qdq_propagation(model: onnx.ModelProto, images: np.ndarray, runs: in
     """
     import time
 
-    from attrnet.export import onnx as xonnx
+    from attrnet.export import ort_session
 
     batch = np.ascontiguousarray(images[:32])
     variants = {"propagation on": (), "propagation off": (QDQ_PROPAGATION,)}
-    sessions = {name: xonnx.session(model, threads=1, disabled_optimizers=off) for name, off in variants.items()}
+    sessions = {name: ort_session.session(model, threads=1, disabled_optimizers=off) for name, off in variants.items()}
     times: dict[str, list[float]] = {name: [] for name in sessions}
     for name, sess in sessions.items():
         sess.run(["probs"], {"images": batch})  # warm-up

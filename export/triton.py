@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from attrnet.fileio import atomic_write_bytes, atomic_write_text
+from attrnet.core.fileio import atomic_write_bytes, atomic_write_text
 
 MODEL_NAME = "attrnet"
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "plan": ("tensorrt_plan", "model.plan")}

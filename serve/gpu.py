@@ -29,10 +29,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from attrnet.errors import InputError, NotAvailableError
+from attrnet.core.errors import InputError, NotAvailableError
 
 if TYPE_CHECKING:
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -256,15 +256,11 @@ def nvjpeg_available() -> bool:
 
 def resize_gpu(image: torch.Tensor, spec: "InputSpec") -> torch.Tensor:
     """uint8 CHW on the GPU -> uint8 HWC at the spec's size (stretch or letterbox, antialiased when shrinking)."""
-    from attrnet.imageio import LETTERBOX_FILL
+    from attrnet.core.imageio import LETTERBOX_FILL, letterbox_geometry
 
     _, h, w = image.shape
     th, tw = spec.height, spec.width
-    if spec.resize == "letterbox":
-        scale = min(th / h, tw / w)
-        nh, nw = max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
-    else:
-        nh, nw = th, tw
+    nh, nw, top, left = letterbox_geometry(h, w, th, tw) if spec.resize == "letterbox" else (th, tw, 0, 0)
     x = image.unsqueeze(0).float()
     if (nh, nw) != (h, w):
         shrink = nh < h or nw < w
@@ -273,7 +269,6 @@ def resize_gpu(image: torch.Tensor, spec: "InputSpec") -> torch.Tensor:
     if (nh, nw) == (th, tw):
         return inner.contiguous()
     out = torch.full((th, tw, 3), LETTERBOX_FILL, dtype=torch.uint8, device=image.device)
-    top, left = (th - nh) // 2, (tw - nw) // 2
     out[top:top + nh, left:left + nw] = inner
     return out
 

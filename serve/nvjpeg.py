@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from attrnet.errors import NotAvailableError
+from attrnet.core.errors import NotAvailableError
+
+from attrnet.core.imageio import JPEG_SUFFIXES
+from attrnet.serve.batch import Batch
 
 if TYPE_CHECKING:
-    from attrnet.serve.pipeline import Batch
     from attrnet.serve.torch_backend import TorchBackend
-
-JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe")
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -60,11 +60,11 @@ class GpuJpegDecoder:
         data = path.read_bytes()
         return data if plain_jpeg(data) else None
 
-    def submit(self, batch: "Batch") -> Callable[[], np.ndarray]:
+    def submit(self, batch: Batch) -> Callable[[], np.ndarray]:
         """Decode the batch's blobs on the GPU, merge them with its CPU images in row order, run the model."""
         import torch
 
-        from attrnet.errors import InputError
+        from attrnet.core.errors import InputError
         from attrnet.serve.gpu import decode_jpegs_cuda
 
         backend, spec = self.backend, self.backend.input_spec

@@ -19,107 +19,19 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from attrnet.errors import InputError
-from attrnet.imageio import decode_image, resize_to_spec
-from attrnet.input_spec import InputSpec
-from attrnet.serve.backends import Backend
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import decode_image, resize_to_spec, to_rgb
+from attrnet.core.input_spec import InputSpec
+from attrnet.serve.backend import Backend
+from attrnet.serve.batch import Batch, Stats, describe_error
 from attrnet.serve.sources import Item
 
 _QUEUE_DEPTH = 2  # assembled batches waiting for the model
-
-
-@dataclass
-class Stats:
-    """Counters of one run: images, errors and where the time went."""
-
-    images: int = 0
-    errors: int = 0
-    decode_seconds: float = 0.0  # summed over decode threads
-    model_seconds: float = 0.0  # the caller's thread inside the backend
-    started: float = field(default_factory=time.perf_counter)
-    finished: float | None = None  # set when the run ends
-
-    @property
-    def wall_seconds(self) -> float:
-        return (self.finished if self.finished is not None else time.perf_counter()) - self.started
-
-    @property
-    def images_per_second(self) -> float:
-        return self.images / max(self.wall_seconds, 1e-9)
-
-
-@dataclass
-class Batch:
-    """Items of one batch and their pixels.
-
-    `images[k]` (decoded on the CPU) belongs to `items[cpu_rows[k]]`;
-    `blobs[k]` (JPEG bytes for nvjpeg) to `items[blob_rows[k]]`; failed items
-    carry `errors[i]`. The model's output rows follow `rows`.
-    """
-
-    items: list[Item]
-    errors: list[str | None]
-    cpu_rows: list[int]
-    images: np.ndarray
-    blob_rows: list[int] = field(default_factory=list)
-    blobs: list[bytes] = field(default_factory=list)
-
-    @property
-    def rows(self) -> list[int]:
-        return sorted(self.cpu_rows + self.blob_rows) if self.blob_rows else self.cpu_rows
-
-    def decode_blobs_on_cpu(self, spec: InputSpec) -> None:
-        """Fallback when nvjpeg rejects the batch: decode its blobs here (bad ones become errors)."""
-        decoded = dict(zip(self.cpu_rows, self.images))
-        for row, blob in zip(self.blob_rows, self.blobs):
-            try:
-                decoded[row] = resize_to_spec(decode_image(blob, reduce_to=(spec.height, spec.width)), spec)
-            except Exception as exc:  # noqa: BLE001 - one bad file is one error row
-                self.errors[row] = _describe(exc)
-        self.cpu_rows = sorted(decoded)
-        self.images = np.stack([decoded[r] for r in self.cpu_rows]) if decoded else self.images[:0]
-        self.blob_rows, self.blobs = [], []
-
-
-def to_rgb(image: Any) -> np.ndarray:
-    """An in-memory image (numpy array or PIL image) as RGB uint8 ``H x W x 3``."""
-    if not isinstance(image, np.ndarray):
-        image = _pil_to_array(image)
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise InputError(f"array of shape {list(a.shape)} is not an image (expected HxW, HxWx1, HxWx3 or HxWx4)")
-    if a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    elif a.dtype.kind == "f":
-        a = np.clip(np.nan_to_num(a) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    elif a.dtype != np.uint8:
-        raise InputError(f"array of dtype {a.dtype} is not an image (expected uint8, uint16, float or bool)")
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    elif a.shape[2] == 4:
-        a = a[:, :, :3]
-    return np.ascontiguousarray(a)
-
-
-def _pil_to_array(im: Any) -> np.ndarray:
-    from PIL import ImageOps
-
-    im = ImageOps.exif_transpose(im)
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        return np.clip(arr * (255.0 / peak), 0, 255).astype(np.uint8)
-    return np.asarray(im.convert("RGB"))
 
 
 def load_item(item: Item, spec: InputSpec, reduced: bool = True) -> np.ndarray:
@@ -132,13 +44,6 @@ def load_item(item: Item, spec: InputSpec, reduced: bool = True) -> np.ndarray:
     else:
         img = to_rgb(item.data)
     return resize_to_spec(img, spec)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, InputError):
-        return exc.reason
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
 class Pipeline:
@@ -223,7 +128,7 @@ class Pipeline:
                     return blob, None
             return load_item(item, self.backend.input_spec, self.reduced), None
         except Exception as exc:  # noqa: BLE001 - any failure on one image is that image's error row
-            return None, _describe(exc)
+            return None, describe_error(exc)
         finally:
             item.data = None  # full-size frames and arrays are not kept once resized
             dt = time.perf_counter() - t

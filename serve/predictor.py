@@ -13,8 +13,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from attrnet.schema import Schema
-from attrnet.serve.backends import Backend, cpu_count, open_backend
+from attrnet.core.schema import Schema
+from attrnet.serve.backend import Backend, cpu_count
+from attrnet.serve.backends import open_backend
 from attrnet.serve.pipeline import Pipeline, Stats
 from attrnet.serve.sources import iter_items
 
@@ -78,7 +79,7 @@ class Predictor:
 
     @property
     def schema(self) -> Schema:
-        return self.backend.info.schema
+        return self.backend.card.schema
 
     @property
     def columns(self) -> list[str]:
@@ -110,9 +111,9 @@ class Predictor:
         items = iter_items(source, stride=stride, allow_outside=allow_outside)
         if skip is not None:
             items = (it for it in items if not skip(it.source))
-        info, columns = self.backend.info, self.columns
+        card, columns = self.backend.card, self.columns
         for batch, probs in self.pipeline.run(items):
-            labels = info.labels(probs)
+            labels = card.labels(probs)
             rows = dict(zip(batch.rows, range(len(batch.rows))))
             for i, (item, error) in enumerate(zip(batch.items, batch.errors)):
                 path = str(item.path) if item.path is not None else None

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import IO, Iterable
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from attrnet.serve.predictor import Result
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -17,10 +17,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm",
-                            ".pbm", ".gif"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 _GLOB_CHARS = frozenset("*?[")

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from attrnet.checkpoint import load_model
-from attrnet.errors import NotAvailableError
-from attrnet.input_spec import InputSpec
+from attrnet.train.checkpoint import load_model
+from attrnet.core.device import resolve_device
+from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
-from attrnet.serve.backends import Backend
+from attrnet.serve.backend import Backend
 
 
 def serving_module(net: MultiTaskNet, spec: InputSpec) -> nn.Module:
@@ -32,15 +32,6 @@ def serving_module(net: MultiTaskNet, spec: InputSpec) -> nn.Module:
 
     folded, _ = fold_model(net, spec, mode="flops")
     return folded.eval()
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NotAvailableError(f"device {device!r} asked for, but torch sees no CUDA device")
-    return torch.device(device)
 
 
 GRAPH_BATCH_SIZES = tuple(2 ** k for k in range(9))  # 1 .. 256; larger batches run as chunks of 256

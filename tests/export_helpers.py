@@ -6,11 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attrnet.checkpoint import model_metadata, save_model
-from attrnet.input_spec import InputSpec
-from attrnet.models.net import MultiTaskNet, probabilities
-from attrnet.models.topology import Branch, Topology
-from attrnet.schema import Schema, market_schema
+from attrnet.train.checkpoint import model_metadata, save_model
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.model_card import probabilities
+from attrnet.models.net import MultiTaskNet
+from attrnet.core.topology import Branch, Topology
+from attrnet.core.schema import Schema, market_schema
 
 SIZE = 32
 

@@ -116,7 +116,7 @@ def write_files(folder: Path, files: dict[str, bytes]) -> dict[str, Path]:
 def run_cli(args: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """`attrnet ARGS` in a subprocess (one torch thread)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.run([PYTHON, "-m", "attrnet.cli", *args], capture_output=True, text=True,
+    return subprocess.run([PYTHON, "-m", "attrnet", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, **kw)
 
 

@@ -12,14 +12,14 @@ def make_model_files(folder: Path, preset: str = "celeba", size: int = SIZE, see
     """A random `tiny` model as `<folder>/m.safetensors` and its ONNX export `<folder>/m.onnx`."""
     import torch
 
-    from attrnet import checkpoint as ckpt
-    from attrnet.export import onnx as export_onnx
+    from attrnet.train import checkpoint as ckpt
+    from attrnet.export import onnx_graph as export_onnx
     from attrnet.export.fold import fold_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.models.topology import shared
-    from attrnet.schema import preset as schema_preset
+    from attrnet.core.topology import shared
+    from attrnet.core.schema import preset as schema_preset
 
     folder.mkdir(parents=True, exist_ok=True)
     schema = schema_preset(preset)

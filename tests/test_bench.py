@@ -15,7 +15,7 @@ from attrnet.bench.jpegs import write_jpegs
 from attrnet.bench.rows import MODES, Row, failed, measured, skipped
 from attrnet.bench.runner import cycle_files, model_path_for, time_end_to_end
 from attrnet.bench.table import display_rows, markdown_table, rich_table, rows_markdown
-from attrnet.errors import NotAvailableError
+from attrnet.core.errors import NotAvailableError
 
 
 @settings(max_examples=60, deadline=None)
@@ -144,7 +144,7 @@ def test_end_to_end_timing_counts_batches():
 
 
 def test_generated_jpegs_decode(tmp_path: Path):
-    from attrnet.imageio import decode_image
+    from attrnet.core.imageio import decode_image
 
     paths = write_jpegs(tmp_path / "j", 5, height=48, width=64, distinct=2)
     assert len(paths) == 5 and all(p.suffix == ".jpg" for p in paths)
@@ -188,11 +188,11 @@ def test_eager_baseline_matches_folded_model():
 
     from attrnet.bench.eager import EagerUInt8
     from attrnet.export.fold import fold_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.models.topology import shared
-    from attrnet.schema import Schema, binary, categorical
+    from attrnet.core.topology import shared
+    from attrnet.core.schema import Schema, binary, categorical
 
     schema = Schema((binary("a"), categorical("c", ["x", "y", "z"])))
     torch.manual_seed(0)

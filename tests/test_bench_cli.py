@@ -13,12 +13,12 @@ KEYS = {"backend", "precision", "batch_size", "images_per_s", "p50_ms", "p99_ms"
 
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory) -> Path:
-    from attrnet.checkpoint import model_metadata, save_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.train.checkpoint import model_metadata, save_model
+    from attrnet.core.input_spec import InputSpec
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.models.topology import shared
-    from attrnet.schema import binary, categorical, Schema
+    from attrnet.core.topology import shared
+    from attrnet.core.schema import binary, categorical, Schema
 
     schema = Schema((binary("smile"), binary("hat"), categorical("color", ["red", "blue", "green"])))
     net = MultiTaskNet(shared("tiny", backbone("tiny").widths, schema.names), schema).eval()
@@ -77,8 +77,8 @@ def test_benchmark_img_size_and_table(tiny_ckpt, capsys):
 
 
 def test_resized_checkpoint_keeps_tensors(tiny_ckpt, tmp_path):
-    from attrnet.checkpoint import load_checkpoint
-    from attrnet.commands.benchmark import resized_checkpoint
+    from attrnet.train.checkpoint import load_checkpoint
+    from attrnet.cli.benchmark import resized_checkpoint
 
     out = resized_checkpoint(tiny_ckpt, (40, 48), tmp_path)
     tensors, meta = load_checkpoint(out)

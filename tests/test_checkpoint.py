@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from attrnet import checkpoint as ckpt
-from attrnet.errors import InputError
-from attrnet.input_spec import InputSpec
+from attrnet.train import checkpoint as ckpt
+from attrnet.core.errors import InputError
+from attrnet.core.input_spec import InputSpec
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import split
-from attrnet.schema import market_schema
+from attrnet.core.topology import split
+from attrnet.core.schema import market_schema
 
 
 def _model():
@@ -86,7 +86,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path):
 def test_atomic_writes_get_normal_file_permissions(tmp_path):
     import os
 
-    from attrnet.fileio import atomic_write_text
+    from attrnet.core.fileio import atomic_write_text
 
     path = tmp_path / "out.txt"
     atomic_write_text(path, "x")

@@ -4,14 +4,14 @@ import json
 import pytest
 import torch
 
-from attrnet.errors import InputError
-from attrnet.methods.cross_stitch_method import CrossStitchMethod
+from attrnet.core.errors import InputError
+from attrnet.methods.cross_stitch import CrossStitchMethod
 from attrnet.models.backbones import backbone
-from attrnet.models.cross_stitch import (CrossStitch, alpha_summary, init_alphas, replicate_into_columns,
-                                         reset_alphas)
+from attrnet.models.columns import alpha_summary, replicate_into_columns, reset_alphas
+from attrnet.models.cross_stitch import CrossStitch, init_alphas
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import cross_stitch, shared
-from attrnet.schema import Schema, binary, market_schema, write_groups
+from attrnet.core.topology import cross_stitch, shared
+from attrnet.core.schema import Schema, binary, market_schema, write_groups
 
 GROUPS = {"a": ["p", "q"], "b": ["r"], "c": ["s", "t"]}
 

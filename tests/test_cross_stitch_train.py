@@ -4,15 +4,15 @@ import json
 import pytest
 import torch
 
-from attrnet.checkpoint import load_model, model_metadata, save_model
+from attrnet.train.checkpoint import load_model, model_metadata, save_model
 from attrnet.cli import main
-from attrnet.data.synthetic import generate
+from attrnet.data.synth import generate
 from attrnet.methods.column_training import group_weights, train_columns
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.input_spec import InputSpec
-from attrnet.models.topology import independent, shared
-from attrnet.schema import Schema, binary, celeba_schema
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.topology import independent, shared
+from attrnet.core.schema import Schema, binary, celeba_schema
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from attrnet.data import dataset_splits, open_dataset
-from attrnet.errors import InputError
-from attrnet.schema import CELEBA_ATTRIBUTES
+from attrnet.core.errors import InputError
+from attrnet.core.schema import CELEBA_ATTRIBUTES
 
 N = 6
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attrnet.data import dataset_splits, open_dataset
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 
 NAMES = ["a-line", "floral print", "long sleeve", "v-neck", "boho"]
 IMAGES = ["img/Sheer_Pleated-Front_Blouse/img_00000001.jpg", "img/Sheer_Pleated-Front_Blouse/img_00000002.jpg",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from attrnet.data import dataset_splits, open_dataset
-from attrnet.errors import InputError
-from attrnet.schema import Schema, binary, categorical
+from attrnet.core.errors import InputError
+from attrnet.core.schema import Schema, binary, categorical
 
 
 def _images(root, *names):

@@ -1,4 +1,4 @@
-"""attrnet.imageio: decoding every common image kind to RGB uint8, refusing bad files, resizing to a spec."""
+"""attrnet.core.imageio: decoding every common image kind to RGB uint8, refusing bad files, resizing to a spec."""
 from __future__ import annotations
 
 import io
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrnet.errors import InputError
-from attrnet.imageio import LETTERBOX_FILL, decode_image, resize_to_spec
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import LETTERBOX_FILL, decode_image, resize_to_spec
+from attrnet.core.input_spec import InputSpec
 
 
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:

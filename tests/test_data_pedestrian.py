@@ -7,8 +7,8 @@ import pytest
 import scipy.io
 
 from attrnet.data import dataset_splits, open_dataset
-from attrnet.errors import InputError
-from attrnet.schema import DUKE_DOWN_COLORS, DUKE_UP_COLORS, MARKET_DOWN_COLORS, MARKET_UP_COLORS
+from attrnet.core.errors import InputError
+from attrnet.core.schema import DUKE_DOWN_COLORS, DUKE_UP_COLORS, MARKET_DOWN_COLORS, MARKET_UP_COLORS
 
 MARKET_BIN = ["backpack", "bag", "handbag", "clothes", "down", "up", "hair", "hat", "gender"]
 DUKE_BIN = ["backpack", "bag", "handbag", "boots", "gender", "hat", "shoes", "top"]

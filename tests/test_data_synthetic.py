@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from attrnet.data import load_index, open_dataset
-from attrnet.data.synthetic import generate
-from attrnet.errors import InputError
-from attrnet.imageio import decode_image
-from attrnet.schema import read_groups
+from attrnet.data.synth import generate
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import decode_image
+from attrnet.core.schema import read_groups
 
 
 @pytest.fixture(scope="module")

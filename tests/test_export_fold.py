@@ -4,11 +4,11 @@ import torch
 from torch import nn
 
 from attrnet.export.fold import BranchConv, FoldedNet, MixMatmul, MixConv, fold_bn, fold_model
-from attrnet.input_spec import InputSpec
+from attrnet.core.input_spec import InputSpec
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Branch, Topology, cross_stitch, shared, split
-from attrnet.schema import Schema, binary, market_schema
+from attrnet.core.topology import Branch, Topology, cross_stitch, shared, split
+from attrnet.core.schema import Schema, binary, market_schema
 
 from export_helpers import SIZE, images, randomise, reference_probs, uneven_tree
 
@@ -158,7 +158,7 @@ def test_mix_after_the_last_stage_folds_into_the_heads_for_free():
 
 
 def test_mix_before_a_residual_block_is_kept_and_cannot_be_forced_to_fold():
-    from attrnet.errors import InputError
+    from attrnet.core.errors import InputError
 
     widths = [8, 8, 8, 16, 16, 32, 32, 64, 64]
     topo = cross_stitch("resnet18", widths, GROUPS, mix_after=[4])

@@ -1,8 +1,8 @@
 """TensorRT option handling and sidecar (no GPU needed), engine build (needs TensorRT), Triton config text."""
 import pytest
 
-from attrnet.errors import InputError, NotAvailableError
-from attrnet.export import tensorrt as xtrt
+from attrnet.core.errors import InputError, NotAvailableError
+from attrnet.export import trt_engine as xtrt
 from attrnet.export import triton
 
 NO_TRT = "TensorRT is not installed (pip install attrnet[trt] on a machine with an NVIDIA GPU)"
@@ -36,7 +36,7 @@ def test_sidecar_content():
 def test_sidecar_is_read_by_the_serving_metadata_parser():
     import json
 
-    from attrnet.serve.metadata import parse_metadata_json
+    from attrnet.core.model_card import parse_metadata_json
 
     meta = {"schema": {"attributes": []}, "input": {"height": 8, "width": 8}}
     side = xtrt.sidecar(meta, "fp32", xtrt.parse_batch("4"), 8, 8, 1, ["probs"], "x", None)
@@ -53,11 +53,11 @@ def test_build_engine_without_tensorrt_raises_clearly():
 def test_build_engine_from_onnx(tmp_path):
     import torch
 
-    from attrnet.export import onnx as xonnx
+    from attrnet.export import onnx_graph as xonnx
     from attrnet.export.fold import fold_model
-    from attrnet.input_spec import InputSpec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.models.net import MultiTaskNet
-    from attrnet.schema import market_schema
+    from attrnet.core.schema import market_schema
 
     from export_helpers import randomise, uneven_tree
 

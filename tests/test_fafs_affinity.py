@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.methods.affinity import TaskAffinity, branch_affinity, misclassified
-from attrnet.schema import Schema, binary, categorical
+from attrnet.methods.fafs.affinity import TaskAffinity, branch_affinity, misclassified
+from attrnet.core.schema import Schema, binary, categorical
 
 LOSSES = torch.tensor([[1.0, 1.0, 0.0],
                        [0.0, 0.0, 1.0],

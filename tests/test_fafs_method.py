@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from attrnet.methods.fafs import FAFSMethod
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Topology
-from attrnet.schema import Schema, binary
+from attrnet.core.topology import Topology
+from attrnet.core.schema import Schema, binary
 
 SCHEMA = Schema(tuple(binary(f"a{i}") for i in range(6)))
 PLANTED = [0, 1, 0, 1, 0, 1]  # a0 a2 a4 | a1 a3 a5
@@ -96,7 +96,7 @@ def test_error_mode_and_option_validation():
 
 
 def test_widening_continues_below_a_given_plan():
-    from attrnet.models.topology import split
+    from attrnet.core.topology import split
 
     method, _ = setup()
     plan = split("tiny", [16, 32, 48, 64], {"x": ["a0", "a2", "a4"], "y": ["a1", "a3", "a5"]}, 2)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.checkpoint import model_metadata, save_model
-from attrnet.errors import InputError
-from attrnet.methods.somp import init_thin_model, reconstruction_error, select_filters, somp
+from attrnet.train.checkpoint import model_metadata, save_model
+from attrnet.core.errors import InputError
+from attrnet.methods.fafs.somp import init_thin_model, reconstruction_error, select_filters, somp
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Topology, shared
-from attrnet.schema import Schema, binary
+from attrnet.core.topology import Topology, shared
+from attrnet.core.schema import Schema, binary
 
 SCHEMA = Schema(tuple(binary(f"a{i}") for i in range(4)))
 VGG_CONV_IDX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]

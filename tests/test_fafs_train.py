@@ -6,13 +6,13 @@ import json
 import pytest
 import torch
 
-from attrnet.checkpoint import load_model, model_metadata, read_metadata, save_model
+from attrnet.train.checkpoint import load_model, model_metadata, read_metadata, save_model
 from attrnet.cli import main
-from attrnet.data.synthetic import generate
+from attrnet.data.synth import generate
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Topology, shared
-from attrnet.schema import Schema, binary
+from attrnet.core.topology import Topology, shared
+from attrnet.core.schema import Schema, binary
 
 
 @pytest.fixture(scope="module")

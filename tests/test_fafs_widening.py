@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.checkpoint import load_model, model_metadata, save_model
-from attrnet.methods.widening import (DEFAULT_BRANCH_COST, branch_cost, choose_partition, pool_exponent,
-                                      separation_loss, split_topology, units_above, widen_model)
+from attrnet.train.checkpoint import load_model, model_metadata, save_model
+from attrnet.methods.fafs.widening import (DEFAULT_BRANCH_COST, branch_cost, choose_partition, pool_exponent,
+                                           separation_loss)
+from attrnet.models.surgery import widen_model
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import shared
-from attrnet.schema import Schema, binary
+from attrnet.core.topology import shared, split_topology, units_above
+from attrnet.core.schema import Schema, binary
 
 SCHEMA = Schema(tuple(binary(f"a{i}") for i in range(6)))
 

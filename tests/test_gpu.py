@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.errors import NotAvailableError
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import NotAvailableError
+from attrnet.core.input_spec import InputSpec
 from attrnet.serve import gpu
 
 CUDA = torch.cuda.is_available()
@@ -20,8 +20,8 @@ CUDA = torch.cuda.is_available()
 def _branched_net(arch: str = "tiny"):
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.models.topology import Branch, Topology
-    from attrnet.schema import Schema, binary, categorical
+    from attrnet.core.topology import Branch, Topology
+    from attrnet.core.schema import Schema, binary, categorical
 
     schema = Schema((binary("a"), binary("b"), binary("c"), categorical("d", ["x", "y", "z"])))
     widths = backbone(arch).widths
@@ -41,7 +41,7 @@ def _branched_net(arch: str = "tiny"):
 
 
 def _branched_checkpoint(tmp_path: Path, spec: InputSpec = InputSpec(64, 64)) -> Path:
-    from attrnet.checkpoint import model_metadata, save_model
+    from attrnet.train.checkpoint import model_metadata, save_model
 
     net = _branched_net()
     ckpt = tmp_path / "best.safetensors"
@@ -82,7 +82,7 @@ def test_resolve_dtype():
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_resize_gpu_matches_cpu_resize(resize):
     """The tensor resize used after nvjpeg agrees with the CPU pipeline's OpenCV resize (on any device)."""
-    from attrnet.imageio import resize_to_spec
+    from attrnet.core.imageio import resize_to_spec
 
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:90, 0:120]
@@ -166,7 +166,7 @@ def test_pinned_stager_overlaps_and_matches():
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch sees none)")
 def test_nvjpeg_decode_matches_cpu_decode(tmp_path: Path):
     from attrnet.bench.jpegs import write_jpegs
-    from attrnet.imageio import decode_image, resize_to_spec
+    from attrnet.core.imageio import decode_image, resize_to_spec
 
     assert gpu.nvjpeg_available()
     paths = write_jpegs(tmp_path, 4, height=120, width=160, distinct=4)

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from attrnet.schema import Schema, binary, categorical
+from attrnet.core.schema import Schema, binary, categorical
 from attrnet.train.metrics import compute_metrics, top_k_recall
-from attrnet.train.thresholds import best_threshold, choose_thresholds, validate_thresholds
+from attrnet.core.model_card import validate_thresholds
+from attrnet.train.thresholds import best_threshold, choose_thresholds
 
 N = np.nan
 

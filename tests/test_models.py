@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from attrnet.models.backbones import ARCHS, backbone
-from attrnet.models.net import MultiTaskNet, probabilities
-from attrnet.models.topology import Branch, Mix, Topology, cross_stitch, independent, shared, split
-from attrnet.schema import Schema, binary, categorical, market_schema
+from attrnet.core.model_card import probabilities
+from attrnet.models.net import MultiTaskNet
+from attrnet.core.topology import Branch, Mix, Topology, cross_stitch, independent, shared, split
+from attrnet.core.schema import Schema, binary, categorical, market_schema
 
 NAMES = ["a", "b", "c"]
 

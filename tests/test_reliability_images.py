@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attrnet.errors import InputError
-from attrnet.imageio import decode_image
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import decode_image
 from reliability_helpers import (DEFAULT_ONNX, bad_image_files, encode, good_image_files, jpeg_bomb, png_bomb,
                                  rgb, run_cli, write_files)
 
@@ -205,7 +205,7 @@ def test_pixel_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_eval_names_a_bad_image_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from attrnet.cli import main
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     root = tmp_path / "celeba"
     generate("celeba", root, num=6, seed=0, size=(16, 16))

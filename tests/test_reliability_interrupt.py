@@ -18,7 +18,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 def _attrnet(args: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, "-m", "attrnet.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([PYTHON, "-m", "attrnet", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=ENV, **kw)
 
 
@@ -32,7 +32,7 @@ def _tensors(path: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def train_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     root = tmp_path_factory.mktemp("train") / "celeba"
     generate("celeba", root, num=48, seed=0, size=(16, 16))
@@ -74,7 +74,7 @@ def _kill_resume_loop(data: Path, tmp_path: Path, epochs: int, kills: int, seed:
         killed += not done
         last = run / "last.safetensors"
         if last.exists():  # whatever moment it was killed at, the checkpoint on disk loads
-            from attrnet.checkpoint import load_checkpoint
+            from attrnet.train.checkpoint import load_checkpoint
 
             tensors, meta = load_checkpoint(last)
             assert tensors and "resume" in meta
@@ -94,7 +94,7 @@ def _assert_same_run(ref: Path, run: Path) -> None:
 def test_training_killed_after_its_first_checkpoint_resumes_to_the_same_weights(train_data: Path,
                                                                                 tmp_path: Path) -> None:
     """Fast version: one SIGKILL as soon as the first epoch's checkpoint is on disk, resumed in-process."""
-    from attrnet.checkpoint import load_checkpoint
+    from attrnet.train.checkpoint import load_checkpoint
     from attrnet.cli import main
 
     run = tmp_path / "run"
@@ -227,7 +227,7 @@ def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
     src = ROOT / "weights" / "default.safetensors"
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = subprocess.run([PYTHON, "-m", "attrnet.cli", "export", str(src), "--out", str(blocker / "m.onnx")],
+    proc = subprocess.run([PYTHON, "-m", "attrnet", "export", str(src), "--out", str(blocker / "m.onnx")],
                           capture_output=True, text=True, env=ENV, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"attrnet: error: {blocker / 'm.onnx'}: cannot write here")
@@ -238,7 +238,7 @@ def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
 # --- atomic writes -----------------------------------------------------------------------------------
 
 def test_atomic_write_keeps_old_file_on_failure_and_normal_permissions(tmp_path: Path) -> None:
-    from attrnet.fileio import atomic_path, atomic_write_text
+    from attrnet.core.fileio import atomic_path, atomic_write_text
 
     target = tmp_path / "out.txt"
     atomic_write_text(target, "old")
@@ -254,7 +254,7 @@ def test_atomic_write_keeps_old_file_on_failure_and_normal_permissions(tmp_path:
 
 def test_temp_files_of_killed_writers_are_removed_by_the_next_write(tmp_path: Path) -> None:
     """A `kill -9` mid-write leaves ``.NAME.PID.*.tmp``; the next write of NAME removes it unless PID still runs."""
-    from attrnet.fileio import atomic_write_text
+    from attrnet.core.fileio import atomic_write_text
 
     dead = subprocess.Popen([PYTHON, "-c", "pass"])
     dead.wait()  # its pid is now free (reuse by the time of the write is possible but vanishingly rare)

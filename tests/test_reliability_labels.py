@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from attrnet.cli import main
 from attrnet.data import load_index
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from reliability_helpers import encode, rgb
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
@@ -45,7 +45,7 @@ def _folder_dataset(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     base = tmp_path_factory.mktemp("labels")
     out = {}

@@ -119,7 +119,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     imgs.mkdir()
     for i in range(3):
         (imgs / f"{i}.jpg").write_bytes(encode(rgb(16, 16, seed=i), "JPEG"))
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     generate("celeba", base / "celeba", num=6, seed=0, size=(16, 16))
     return {"imgs": imgs, "celeba": base / "celeba", "base": base,
@@ -216,10 +216,14 @@ def test_no_unsafe_deserialisation_in_package_source() -> None:
 def test_int8_calibration_on_odd_and_broken_images(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Calibration decodes odd images (grey, CMYK, 16-bit, palette, EXIF) fine; a broken one is skipped with a
     warning naming it and counted, and the export goes on."""
+    from export_helpers import write_image_folder
     from reliability_helpers import bad_image_files, good_image_files, write_files
 
     calib = tmp_path / "calib"
     write_files(calib, {**good_image_files(), "zz_truncated.jpg": bad_image_files()["truncated.jpg"]})
+    # beside the odd files, ordinary images like the parity ones: with the 14 odd files alone (nearly one
+    # noise image) the int8 file agreed on 98.01% of decisions, one flip above the bar; with these 99.38%
+    write_image_folder(calib)
     out = tmp_path / "out" / "m.onnx"
     args = ["export", str(DEFAULT_ST), "--precision", "int8", "--calib", str(calib), "--out", str(out),
             "--fold-mode", "flops"]

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attrnet.methods.weighting import AWMT, DWA, awmt_update, dwa_weights
+from attrnet.train.weighting import AWMT, DWA, awmt_update, dwa_weights
 
 LOSS = st.one_of(st.floats(0, 1e30, allow_subnormal=True), st.just(0.0), st.just(float("nan")),
                  st.just(float("inf")), st.just(1e-45))
@@ -77,7 +77,7 @@ def test_dwa_over_epochs_with_zero_and_equal_losses() -> None:
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     root = tmp_path_factory.mktemp("nan") / "celeba"
     generate("celeba", root, num=24, seed=0, size=(16, 16))

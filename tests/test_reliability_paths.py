@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from attrnet.data import load_index
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from reliability_helpers import DEFAULT_ONNX, encode, rgb, run_cli
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     base = tmp_path_factory.mktemp("synth")
     for preset in ("celeba", "deepfashion", "market"):

@@ -28,7 +28,7 @@ def write_small_jpegs(folder: Path, n: int, start: int = 0) -> None:
 
 def peak_rss_mb(images: Path, out: Path) -> float:
     """Peak RSS (MiB) of one `attrnet predict` process over `images`, writing CSV rows to `out`."""
-    proc = subprocess.Popen([PYTHON, "-m", "attrnet.cli", "predict", str(images), "--model", str(DEFAULT_ONNX),
+    proc = subprocess.Popen([PYTHON, "-m", "attrnet", "predict", str(images), "--model", str(DEFAULT_ONNX),
                              "--out", str(out), "--threads", "1", "--workers", "2", "--batch-size", "32"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
     _, status, usage = os.wait4(proc.pid, 0)

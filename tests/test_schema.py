@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from attrnet import schema as S
-from attrnet.errors import InputError
+from attrnet.core import schema as S
+from attrnet.core.errors import InputError
 
 
 def test_celeba_preset_has_40_binary_columns():

@@ -9,9 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from attrnet.errors import InputError, NotAvailableError
-from attrnet.serve.backends import backend_for_suffix, open_backend, ort_providers, read_sidecar
-from attrnet.serve.metadata import model_info
+from attrnet.core.errors import InputError, NotAvailableError
+from attrnet.core.model_card import ModelCard
+from attrnet.export.ort_session import ort_providers
+from attrnet.serve.backend import read_sidecar
+from attrnet.serve.backends import backend_for_suffix, open_backend
 from attrnet.weights import default_checkpoint, default_onnx
 from serve_helpers import make_model_files, random_images
 
@@ -46,7 +48,7 @@ def test_torch_and_onnxruntime_agree(files):
     assert p_o.dtype == np.float32 and p_o.shape == (6, 40)
     np.testing.assert_allclose(p_t, p_o, atol=1e-5)
     assert p_o.std(axis=0).max() > 1e-3  # outputs depend on the image
-    assert ort_b.info.labels(p_o) == torch_b.info.labels(p_t)
+    assert ort_b.card.labels(p_o) == torch_b.card.labels(p_t)
 
 
 def test_bad_batches_are_refused(files):
@@ -78,7 +80,7 @@ def test_onnx_runtime_cpu_skips_only_the_optimizers_attrnet_tunes(files, tmp_pat
     names only (a file cannot switch off arbitrary graph optimizations), and results are unchanged."""
     import onnx
 
-    from attrnet.serve.metadata import cpu_disabled_optimizers
+    from attrnet.export.ort_session import cpu_disabled_optimizers
 
     proto = onnx.load(str(files[1]))
     meta = json.loads(next(p.value for p in proto.metadata_props if p.key == "attrnet"))
@@ -119,11 +121,11 @@ def test_provider_order():
 
 
 def test_categorical_labels_are_class_names():
-    from attrnet.schema import market_schema
+    from attrnet.core.schema import market_schema
 
     s = market_schema()
-    info = model_info({"schema": s.to_dict(), "input": {"height": 32, "width": 32},
-                       "thresholds": [0.7 if b else None for b in s.binary_columns]})
+    info = ModelCard.from_metadata({"schema": s.to_dict(), "input": {"height": 32, "width": 32},
+                                     "thresholds": [0.7 if b else None for b in s.binary_columns]})
     probs = np.zeros((2, s.num_columns), np.float32)
     probs[0, 0], probs[1, 0] = 0.69, 0.71  # backpack, threshold 0.7
     age = s.slices[s.index("age")]
@@ -155,14 +157,14 @@ def test_categorical_model_end_to_end(tmp_path):
 
 def test_bad_metadata_is_an_input_error():
     with pytest.raises(InputError, match="thresholds"):
-        model_info({"schema": {"attributes": [{"name": "a"}]}, "input": {"height": 8, "width": 8},
+        ModelCard.from_metadata({"schema": {"attributes": [{"name": "a"}]}, "input": {"height": 8, "width": 8},
                     "thresholds": [0.5, 0.5]}, "m.onnx")
     with pytest.raises(InputError, match="m.onnx: model metadata is invalid"):
-        model_info({"input": {"height": 8, "width": 8}}, "m.onnx")
+        ModelCard.from_metadata({"input": {"height": 8, "width": 8}}, "m.onnx")
 
 
 def test_engine_sidecar(tmp_path, files):
-    from attrnet.checkpoint import read_metadata
+    from attrnet.train.checkpoint import read_metadata
 
     engine = tmp_path / "best.fp16.engine"
     engine.write_bytes(b"plan")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrnet.errors import NotAvailableError
-from attrnet.imageio import decode_image, resize_to_spec
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import NotAvailableError
+from attrnet.core.imageio import decode_image, resize_to_spec
+from attrnet.core.input_spec import InputSpec
 from attrnet.serve.backends import open_backend
 from attrnet.serve.nvjpeg import GpuJpegDecoder, plain_jpeg
 from attrnet.serve.pipeline import Batch

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrnet.input_spec import InputSpec
+from attrnet.core.input_spec import InputSpec
 from attrnet.serve.pipeline import load_item
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import Item

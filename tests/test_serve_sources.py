@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attrnet.errors import InputError
-from attrnet.imageio import resize_to_spec
+from attrnet.core.errors import InputError
+from attrnet.core.imageio import resize_to_spec
 from attrnet.serve.predictor import Predictor
 from attrnet.serve.sources import iter_items
 from serve_helpers import random_images, write_jpegs

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 
 from attrnet import Predictor
-from attrnet.checkpoint import read_metadata
+from attrnet.train.checkpoint import read_metadata
 from attrnet.serve.backends import open_backend
 from attrnet.weights import default_checkpoint, default_onnx
 
 
 @pytest.fixture(scope="module")
 def faces():
-    from attrnet.data import synth_faces
-    from attrnet.data.synth_common import encode_jpeg
+    from attrnet.data.synth import faces as synth_faces
+    from attrnet.data.synth.common import encode_jpeg
 
     rng = np.random.default_rng(2024)
     truth, labels = synth_faces.sample_labels(rng, 48)

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from attrnet.cli import main
-from attrnet.data.synthetic import generate
+from attrnet.data.synth import generate
 from attrnet.models.net import MultiTaskNet
-from attrnet.models.topology import Topology
-from attrnet.schema import celeba_schema
+from attrnet.core.topology import Topology
+from attrnet.core.schema import celeba_schema
 
 
 @pytest.fixture(scope="module")

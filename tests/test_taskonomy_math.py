@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.errors import AttrnetError
+from attrnet.core.errors import AttrnetError
 from attrnet.methods.taskonomy import (Plan, Transfer, ahp_affinity, brute_force_plan, plan_groups,
                                        plan_topology, solve_plan, top_pairs, tournament)
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet
-from attrnet.schema import Schema, binary
+from attrnet.core.schema import Schema, binary
 
 
 def test_tournament_counts_wins_and_halves_ties():

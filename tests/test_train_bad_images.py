@@ -4,7 +4,7 @@ import csv
 import numpy as np
 from PIL import Image
 
-from attrnet.checkpoint import load_model
+from attrnet.train.checkpoint import load_model
 from attrnet.cli import main
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from attrnet.input_spec import InputSpec
+from attrnet.core.input_spec import InputSpec
 from attrnet.train.data import EpochSampler, TrainView, augment, normalise
 from attrnet.train.trainer import lr_factor
 
@@ -74,7 +74,7 @@ def test_normalise_uses_the_spec():
 
 def test_hold_out_is_seeded_and_disjoint(tmp_path):
     from attrnet.data.base import AttributeDataset
-    from attrnet.schema import Schema, binary
+    from attrnet.core.schema import Schema, binary
     from attrnet.train.trainer import hold_out
 
     schema = Schema((binary("a"),))

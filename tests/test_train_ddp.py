@@ -11,7 +11,7 @@ WORKER = r'''
 import hashlib, json, os, sys
 import torch
 torch.set_num_threads(1)
-from attrnet.methods.base import Method
+from attrnet.train.method import Method
 import attrnet.train.trainer as trainer_module
 from attrnet.train.config import TrainConfig
 
@@ -33,10 +33,9 @@ class Probe(Method):
         self.digests.append(h.hexdigest())
 
 probe = Probe()
-trainer_module.make_method = lambda name, options=None: probe
 cfg = TrainConfig(data=data, out=out, epochs=3, batch_size=8, lr=3e-3, img_size=(32, 32), workers=0,
                   log_every=1000, weighting="uncertainty", warmup_epochs=0)
-t = trainer_module.Trainer(cfg)
+t = trainer_module.Trainer(cfg, probe)
 orders = {}
 train_epoch = t.train_epoch
 def recording_epoch(epoch):
@@ -52,7 +51,7 @@ with open(os.path.join(log, f"rank{rank}.json"), "w") as f:
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo needed")
 def test_ddp_two_gloo_processes(tmp_path):
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     generate("celeba", tmp_path / "data", num=100, seed=0, size=(32, 32))
     (tmp_path / "worker.py").write_text(WORKER)

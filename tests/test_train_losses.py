@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attrnet.schema import Schema, binary, categorical
+from attrnet.core.schema import Schema, binary, categorical
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
 
 N = float("nan")

@@ -5,12 +5,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from attrnet import checkpoint as ckpt
+from attrnet.train import checkpoint as ckpt
 from attrnet.cli import main
-from attrnet.models.topology import Topology, split
+from attrnet.core.topology import Topology, split
 from attrnet.models.backbones import backbone
 from attrnet.train.config import TrainConfig
-from attrnet.train.trainer import Trainer
+from attrnet.methods import trainer_for
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def celeba(tmp_path_factory):
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     root = tmp_path_factory.mktemp("celeba")
     generate("celeba", root, num=120, seed=0, size=(32, 32))
@@ -34,7 +34,7 @@ def _cfg(data, out, **kw):
 
 def test_run_directory_and_checkpoint(tmp_path, celeba, capsys):
     out = tmp_path / "run"
-    summary = Trainer(_cfg(celeba, out)).run()
+    summary = trainer_for(_cfg(celeba, out)).run()
     assert summary["epochs"] == 2 and summary["best_epoch"] in (1, 2)
     for name in ("best.safetensors", "best.json", "last.safetensors", "metrics.jsonl", "weights.jsonl",
                  "config.json", "topology.json"):
@@ -70,9 +70,9 @@ class Killed(Exception):
 
 def test_resume_equals_uninterrupted(tmp_path, celeba):
     kw = dict(epochs=2, weighting="awmt", awmt_k=2, awmt_val_batch=4)
-    Trainer(_cfg(celeba, tmp_path / "full", **kw)).run()
+    trainer_for(_cfg(celeba, tmp_path / "full", **kw)).run()
 
-    cut = Trainer(_cfg(celeba, tmp_path / "cut", **kw))
+    cut = trainer_for(_cfg(celeba, tmp_path / "cut", **kw))
     first_epoch = cut.train_epoch
 
     def train_epoch(epoch):
@@ -84,7 +84,7 @@ def test_resume_equals_uninterrupted(tmp_path, celeba):
     with pytest.raises(Killed):
         cut.run()
     assert not (tmp_path / "cut" / "topology.json").exists()
-    resumed = Trainer(_cfg(celeba, tmp_path / "cut", resume=True, **kw))
+    resumed = trainer_for(_cfg(celeba, tmp_path / "cut", resume=True, **kw))
     resumed.run()
     assert resumed.weighting.count > 0
     full, again = load_file(tmp_path / "full" / "last.safetensors"), load_file(tmp_path / "cut" / "last.safetensors")
@@ -99,7 +99,7 @@ def test_independent_columns_from_groups_file(tmp_path, celeba):
     groups = celeba.split(":", 1)[1] + "/synth_groups.json"
     n_groups = len(json.load(open(groups))["groups"])
     out = tmp_path / "ind"
-    Trainer(_cfg(celeba, out, epochs=1, method="independent", method_options={"columns": groups})).run()
+    trainer_for(_cfg(celeba, out, epochs=1, method="independent", method_options={"columns": groups})).run()
     topo = Topology.load(out / "topology.json")
     assert topo.num_leaves == n_groups and topo.branch_counts()[0] == n_groups
     assert ckpt.read_metadata(out / "best.safetensors")["method"] == "independent"
@@ -107,11 +107,11 @@ def test_independent_columns_from_groups_file(tmp_path, celeba):
 
 def test_topology_plan_and_init_from(tmp_path, celeba):
     src = tmp_path / "src"
-    Trainer(_cfg(celeba, src, epochs=1, weighting="dwa")).run()
+    trainer_for(_cfg(celeba, src, epochs=1, weighting="dwa")).run()
     names = [a["name"] for a in ckpt.read_metadata(src / "best.safetensors")["schema"]["attributes"]]
     plan = split("tiny", backbone("tiny").widths, {"g": names[:20], "h": names[20:]}, 2)
     plan.save(tmp_path / "plan.json")
-    t = Trainer(_cfg(celeba, tmp_path / "dst", epochs=1, topology=str(tmp_path / "plan.json"),
+    t = trainer_for(_cfg(celeba, tmp_path / "dst", epochs=1, topology=str(tmp_path / "plan.json"),
                      init_from=str(src / "best.safetensors")))
     t.setup()
     source = load_file(src / "best.safetensors")
@@ -178,12 +178,12 @@ def test_short_run_learns_beyond_the_majority_baseline(tmp_path):
     import numpy as np
 
     from attrnet.data import load_index
-    from attrnet.train.evaluation import evaluate
+    from attrnet.evaluate import evaluate
     from attrnet.train.metrics import compute_metrics
 
     data = _easy_folder(tmp_path / "easy")
     out = tmp_path / "run"
-    Trainer(_cfg(data, out, epochs=4, lr=1e-2, weighting="uncertainty")).run()
+    trainer_for(_cfg(data, out, epochs=4, lr=1e-2, weighting="uncertainty")).run()
     index = load_index(data)
     train, test = index.subset("train"), index.subset("test")
     prior = np.nan_to_num(np.nanmean(train.labels, 0))
@@ -195,7 +195,7 @@ def test_short_run_learns_beyond_the_majority_baseline(tmp_path):
 def test_eval_of_exported_onnx_matches_the_checkpoint(tmp_path, celeba, capsys):
     pytest.importorskip("onnxruntime")
     out = tmp_path / "run"
-    Trainer(_cfg(celeba, out, epochs=1)).run()
+    trainer_for(_cfg(celeba, out, epochs=1)).run()
     assert main(["export", str(out / "best.safetensors")]) == 0
     assert (out / "best.onnx").is_file()
     capsys.readouterr()
@@ -210,12 +210,12 @@ def test_eval_of_exported_onnx_matches_the_checkpoint(tmp_path, celeba, capsys):
 
 
 def test_market_without_val_split_holds_out_part_of_train(tmp_path, capsys):
-    from attrnet.data.synthetic import generate
+    from attrnet.data.synth import generate
 
     root = tmp_path / "market"
     generate("market", root, num=60, seed=0, size=(32, 16))
     out = tmp_path / "run"
-    t = Trainer(_cfg(f"market:{root}", out, epochs=1, img_size=(32, 16), preset="market",
+    t = trainer_for(_cfg(f"market:{root}", out, epochs=1, img_size=(32, 16), preset="market",
                      threshold_objective="balanced", best_metric="mA", pos_weight="deepmar"))
     t.run()
     assert len(t.val_set) == round(0.1 * (len(t.train_set) + len(t.val_set)))
@@ -228,9 +228,9 @@ def test_market_without_val_split_holds_out_part_of_train(tmp_path, capsys):
     assert "holding out" in capsys.readouterr().err
 
 
-def test_method_hooks_and_model_replacement(tmp_path, celeba, monkeypatch):
-    import attrnet.train.trainer as trainer_module
-    from attrnet.methods.base import Method
+def test_method_hooks_and_model_replacement(tmp_path, celeba):
+    from attrnet.train.trainer import Trainer
+    from attrnet.train.method import Method
     from attrnet.models.net import MultiTaskNet
 
     class Widen(Method):
@@ -256,8 +256,7 @@ def test_method_hooks_and_model_replacement(tmp_path, celeba, monkeypatch):
             self.finished = True
 
     method = Widen()
-    monkeypatch.setattr(trainer_module, "make_method", lambda name, options=None: method)
-    t = Trainer(_cfg(celeba, tmp_path / "run", epochs=2, val_every=4, val_batches=1))
+    t = Trainer(_cfg(celeba, tmp_path / "run", epochs=2, val_every=4, val_batches=1), method)
     t.run()
     assert method.steps == list(range(12))
     assert [s for s, _ in method.validations] == [4, 8, 12]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from attrnet.methods.weighting import AWMT, DWA, Uncertainty, Weighting, awmt_update, dwa_weights, make_weighting
+from attrnet.train.weighting import AWMT, DWA, Uncertainty, Weighting, awmt_update, dwa_weights, make_weighting
 
 
 def test_equal_is_the_mean_of_task_losses():

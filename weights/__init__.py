@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 
 FOLDER = Path(__file__).resolve().parent
 CHECKPOINT = "default.safetensors"

@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attrnet.input_spec import InputSpec
-from attrnet.models.net import MultiTaskNet, probabilities
+from attrnet.core.input_spec import InputSpec
+from attrnet.core.model_card import probabilities
+from attrnet.models.net import MultiTaskNet
 
 
 class EagerUInt8(nn.Module):

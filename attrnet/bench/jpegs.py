@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from attrnet.errors import AttrnetError
+from attrnet.core.errors import AttrnetError
 
 
 def synthetic_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

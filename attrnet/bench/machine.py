@@ -45,7 +45,7 @@ def gpu_name() -> str | None:
 
 
 def describe() -> dict[str, Any]:
-    from attrnet import __version__
+    from attrnet.core.version import __version__
 
     ort = _version("onnxruntime") or _version("onnxruntime-gpu")
     return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attrnet.errors import NotAvailableError
+from attrnet.core.errors import NotAvailableError
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-cpu")
 ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
@@ -80,10 +80,10 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
     for accuracy).
     """
     try:
-        from attrnet.checkpoint import load_model
-        from attrnet.export import onnx as xonnx
+        from attrnet.train.checkpoint import load_model
+        from attrnet.export import onnx_graph as xonnx
         from attrnet.export.fold import fold_model
-        from attrnet.input_spec import InputSpec
+        from attrnet.core.input_spec import InputSpec
     except ImportError as exc:
         raise NotAvailableError(f"the ONNX exporter is not available here ({exc})") from None
     net, meta = load_model(checkpoint)

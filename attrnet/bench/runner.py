@@ -20,7 +20,7 @@ import numpy as np
 from attrnet.bench import models
 from attrnet.bench.rows import MODES, Row, failed, measured, skipped
 from attrnet.bench.stats import time_calls
-from attrnet.errors import AttrnetError, InputError, NotAvailableError
+from attrnet.core.errors import AttrnetError, InputError, NotAvailableError
 
 Log = Callable[[str], None]
 

@@ -28,18 +28,18 @@ DEFAULTS: dict[str, Any] = {"arch": "tiny", "method": "shared", "weighting": "eq
 
 def celeba_groups() -> dict[str, list[str]]:
     """The planted attribute groups of the synthetic CelebA data."""
-    from attrnet.data import synth_faces
-    from attrnet.data.synth_common import groups_of
+    from attrnet.data.synth import faces as synth_faces
+    from attrnet.data.synth.common import groups_of
 
     return groups_of(synth_faces.SPECS)
 
 
 def build(cfg: dict[str, Any]):
     """(model, schema) for a config: shared trunk, or cross-stitch over groups / per-attribute columns."""
-    from attrnet.models import topology as T
+    from attrnet.core import topology as T
     from attrnet.models.backbones import backbone
     from attrnet.models.net import MultiTaskNet
-    from attrnet.schema import complete_groups, preset
+    from attrnet.core.schema import complete_groups, preset
 
     schema = preset("celeba")
     widths = backbone(cfg["arch"]).widths
@@ -55,8 +55,8 @@ def build(cfg: dict[str, Any]):
 
 
 def measure(cfg: dict[str, Any]) -> dict[str, Any]:
-    from attrnet.input_spec import InputSpec
-    from attrnet.methods.weighting import make_weighting
+    from attrnet.core.input_spec import InputSpec
+    from attrnet.train.weighting import make_weighting
     from attrnet.train.data import normalise
     from attrnet.train.losses import AttributeLoss, task_means
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from attrnet.data.index import SPLITS, Index
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 
 if TYPE_CHECKING:
     from attrnet.data.base import AttributeDataset

@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from attrnet.data.index import SPLITS, Index, positive_rate  # Index, SPLITS: also importable from here
-from attrnet.imageio import decode_image
-from attrnet.schema import Schema
+from attrnet.core.imageio import decode_image
+from attrnet.core.schema import Schema
+from attrnet.data.labels import positive_rate
 
-__all__ = ["SPLITS", "AttributeDataset", "Index", "positive_rate"]
+__all__ = ["AttributeDataset"]
 
 
 class AttributeDataset(Dataset):

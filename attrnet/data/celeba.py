@@ -15,9 +15,9 @@ import numpy as np
 
 from attrnet.data.index import Index
 from attrnet.data.tables import assign_splits, check_files_exist, check_inside, check_unique, read_table
-from attrnet.errors import InputError
-from attrnet.fileio import read_text_lines
-from attrnet.schema import CELEBA_ATTRIBUTES, celeba_schema
+from attrnet.core.errors import InputError
+from attrnet.core.fileio import read_text_lines
+from attrnet.core.schema import CELEBA_ATTRIBUTES, celeba_schema
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"

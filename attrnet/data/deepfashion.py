@@ -17,9 +17,9 @@ import numpy as np
 
 from attrnet.data.index import SPLITS, Index
 from attrnet.data.tables import assign_splits, check_files_exist, check_inside, check_unique, read_count, read_table, table_body
-from attrnet.errors import InputError
-from attrnet.fileio import read_text_lines
-from attrnet.schema import deepfashion_schema
+from attrnet.core.errors import InputError
+from attrnet.core.fileio import read_text_lines
+from attrnet.core.schema import deepfashion_schema
 
 CLOTH_FILE = "Anno/list_attr_cloth.txt"
 ATTR_FILE = "Anno/list_attr_img.txt"

@@ -23,9 +23,9 @@ import numpy as np
 
 from attrnet.data.index import SPLITS, Index
 from attrnet.data.tables import check_files_exist, check_inside, check_unique
-from attrnet.errors import InputError
-from attrnet.fileio import read_text_lines
-from attrnet.schema import Attribute, Schema, binary, categorical
+from attrnet.core.errors import InputError
+from attrnet.core.fileio import read_text_lines
+from attrnet.core.schema import Attribute, Schema, binary, categorical
 
 LABELS_FILE = "labels.csv"
 SCHEMA_FILE = "schema.json"

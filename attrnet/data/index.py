@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from attrnet.schema import Schema
+from attrnet.core.schema import Schema
+from attrnet.data.labels import positive_rate
 
 if TYPE_CHECKING:
     from attrnet.data.base import AttributeDataset
@@ -26,6 +27,10 @@ class Index:
     splits: np.ndarray  # str per image: "train" | "val" | "test"
     labels: np.ndarray  # float32 [n, num_columns]: 1, 0, NaN
 
+    def positive_rate(self) -> np.ndarray:
+        """Per column: positives / labelled images, NaN where none is labelled."""
+        return positive_rate(self.labels)
+
     def counts(self) -> dict[str, int]:
         return {s: int(np.count_nonzero(self.splits == s)) for s in SPLITS}
 
@@ -41,11 +46,3 @@ class Index:
         paths = [self.paths[i] for i in keep]
         labels = np.ascontiguousarray(self.labels[keep], dtype=np.float32).reshape(len(keep), self.schema.num_columns)
         return AttributeDataset(self.schema, self.format, split, self.root, paths, labels, transform, reduce_to)
-
-
-def positive_rate(labels: np.ndarray) -> np.ndarray:
-    """Per column: positives / labelled samples, NaN where no sample is labelled."""
-    labelled = ~np.isnan(labels)
-    count = labelled.sum(axis=0)
-    pos = np.where(labelled, labels, 0.0).sum(axis=0)
-    return np.where(count > 0, pos / np.maximum(count, 1), np.nan).astype(np.float64)

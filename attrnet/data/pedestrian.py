@@ -7,7 +7,7 @@
 The .mat holds a struct (``market_attribute`` / ``duke_attribute``) with
 fields ``train`` and ``test``; each is a struct with one 1xN field per
 annotated attribute plus ``image_index`` (cell of 4-digit identity strings).
-Labels are per identity and coded 1/2 (2 = positive, see `attrnet.schema`);
+Labels are per identity and coded 1/2 (2 = positive, see `attrnet.core.schema`);
 Duke uses 0 for "unlabelled", which becomes missing. Fields are read by
 name, so their order (which differs between train and test) does not matter.
 Images of identities -1 and 0000 (junk, distractors) and of identities
@@ -23,8 +23,8 @@ import numpy as np
 
 from attrnet.data.index import Index
 from attrnet.data.tables import check_inside
-from attrnet.errors import InputError
-from attrnet.schema import Schema, duke_schema, market_schema
+from attrnet.core.errors import InputError
+from attrnet.core.schema import Schema, duke_schema, market_schema
 
 JUNK_IDS = ("-1", "0000")
 SPLIT_DIRS = {"train": "bounding_box_train", "test": "bounding_box_test"}

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 
 _CHUNK_BYTES = 4 << 20
 

@@ -14,7 +14,7 @@ def save_heatmaps(path: str | Path, panels: Sequence[tuple[str, Sequence[Sequenc
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from attrnet.fileio import atomic_path
+    from attrnet.core.fileio import atomic_path
 
     n = max(1, len(panels))
     rows, cols = len(row_labels), len(col_labels)

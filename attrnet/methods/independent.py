@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attrnet.methods.base import Method
+from attrnet.train.method import Method
 
 if TYPE_CHECKING:
-    from attrnet.models.topology import Topology
-    from attrnet.schema import Schema
+    from attrnet.core.topology import Topology
+    from attrnet.core.schema import Schema
 
 
 class IndependentMethod(Method):
@@ -16,7 +16,7 @@ class IndependentMethod(Method):
     name = "independent"
 
     def groups(self, schema: "Schema") -> dict[str, list[str]]:
-        from attrnet.schema import complete_groups, read_groups
+        from attrnet.core.schema import complete_groups, read_groups
 
         columns = self.options.get("columns")
         if not columns or columns == "per-attribute":
@@ -25,6 +25,6 @@ class IndependentMethod(Method):
 
     def initial_topology(self, arch: str, schema: "Schema") -> "Topology":
         from attrnet.models.backbones import backbone
-        from attrnet.models.topology import independent
+        from attrnet.core.topology import independent
 
         return independent(arch, backbone(arch).widths, self.groups(schema))

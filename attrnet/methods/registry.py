@@ -4,14 +4,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from attrnet.errors import AttrnetError, InputError
-from attrnet.methods.base import Method
+from attrnet.core.errors import AttrnetError, InputError
+from attrnet.train.method import Method
 
 METHODS: dict[str, tuple[str, str]] = {
-    "shared": ("attrnet.methods.base", "Method"),
+    "shared": ("attrnet.train.method", "Method"),
     "independent": ("attrnet.methods.independent", "IndependentMethod"),
     "fafs": ("attrnet.methods.fafs", "FAFSMethod"),
-    "cross-stitch": ("attrnet.methods.cross_stitch_method", "CrossStitchMethod"),
+    "cross-stitch": ("attrnet.methods.cross_stitch", "CrossStitchMethod"),
 }
 
 

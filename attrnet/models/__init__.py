@@ -1,6 +1,5 @@
-"""Models: Topology, backbones cut into stages, and the MultiTaskNet built from them."""
+"""Models: backbones cut into stages, and the MultiTaskNet built from a Topology over them."""
 from attrnet.models.backbones import ARCHS, backbone
-from attrnet.models.net import MultiTaskNet, probabilities
-from attrnet.models.topology import Branch, Mix, Topology
+from attrnet.models.net import MultiTaskNet
 
-__all__ = ["ARCHS", "Branch", "Mix", "MultiTaskNet", "Topology", "backbone", "probabilities"]
+__all__ = ["ARCHS", "MultiTaskNet", "backbone"]

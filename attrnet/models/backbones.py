@@ -10,7 +10,7 @@ from typing import Literal
 
 from torch import nn
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 from attrnet.models import layers
 
 StageKind = Literal["conv", "fc", "stem", "basic", "bottleneck"]
@@ -34,9 +34,9 @@ class BackboneSpec:
     def widths(self) -> list[int]:
         return [s.width for s in self.stages]
 
-    def pools_above(self, stage: int) -> int:
-        """Pooling (downsampling) layers between stage `stage`'s output and the heads."""
-        return sum(1 for s in self.stages[stage + 1:] if s.pool or s.stride > 1)
+    def pools_from(self, stage: int) -> int:
+        """Pooling (downsampling) layers between stage `stage`'s input and the heads (FAFS's p_l)."""
+        return sum(1 for s in self.stages[stage:] if s.pool or s.stride > 1)
 
 
 _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from attrnet.models.backbones import backbone, make_stage
 from attrnet.models.cross_stitch import CrossStitch
 from attrnet.models.layers import gather_branches
-from attrnet.models.topology import Topology
-from attrnet.schema import Schema
+from attrnet.core.topology import Topology
+from attrnet.core.schema import Schema
 
 
 class MultiHead(nn.Module):
@@ -86,14 +86,3 @@ class MultiTaskNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-def probabilities(logits: torch.Tensor, schema: Schema) -> torch.Tensor:
-    """Sigmoid for binary columns, softmax within each categorical group."""
-    out = torch.empty_like(logits)
-    for attr, sl in zip(schema.attributes, schema.slices):
-        if attr.kind == "binary":
-            out[:, sl] = torch.sigmoid(logits[:, sl])
-        else:
-            out[:, sl] = torch.softmax(logits[:, sl], dim=1)
-    return out

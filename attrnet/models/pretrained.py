@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from attrnet.errors import AttrnetError, InputError
+from attrnet.core.errors import AttrnetError, InputError
 
 if TYPE_CHECKING:
     from attrnet.models.net import MultiTaskNet
@@ -104,8 +104,8 @@ def trunk_tensors(arch: str, state: dict[str, torch.Tensor]) -> dict[str, torch.
 def load_pretrained(model: "MultiTaskNet", source: str) -> int:
     """Load pretrained backbone weights into every branch of `model`; returns tensors loaded."""
     from attrnet.models.backbones import backbone
-    from attrnet.models.cross_stitch import replicate_into_columns
-    from attrnet.models.topology import shared
+    from attrnet.models.columns import replicate_into_columns
+    from attrnet.core.topology import shared
 
     arch = model.topology.arch
     if arch not in PRETRAINABLE:

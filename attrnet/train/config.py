@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from attrnet.errors import InputError
+from attrnet.core.errors import InputError
 
 OPTIMIZERS = ("adamw", "sgd")
 BEST_METRICS = ("mean_accuracy", "mA", "instance_f1", "val_loss")
@@ -70,7 +70,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise InputError for values no run can use."""
-        from attrnet.methods.weighting import WEIGHTINGS
+        from attrnet.train.weighting import WEIGHTINGS
         from attrnet.train.losses import POS_WEIGHTS
         from attrnet.train.thresholds import OBJECTIVES
 

@@ -1,6 +1,6 @@
 """Training input pipeline: resize as at serving time, augment deterministically, shard for DDP.
 
-Images are resized with `attrnet.imageio.resize_to_spec` (the same function
+Images are resized with `attrnet.core.imageio.resize_to_spec` (the same function
 the serving path uses), then augmented with a random generator derived from
 (seed, epoch, sample index): the same sample gets the same crop and flip
 whatever the number of workers, and a resumed run sees exactly the batches
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from attrnet.errors import InputError
-from attrnet.input_spec import InputSpec
+from attrnet.core.errors import InputError
+from attrnet.core.input_spec import InputSpec
 
 
 class Resize:
@@ -27,7 +27,7 @@ class Resize:
         self.spec = spec
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        from attrnet.imageio import resize_to_spec
+        from attrnet.core.imageio import resize_to_spec
 
         return resize_to_spec(img, self.spec)
 

@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from attrnet.schema import Schema
+from attrnet.core.schema import Schema
 
 PosWeight = Literal["none", "ratio", "deepmar"]
 POS_WEIGHTS = ("none", "ratio", "deepmar")

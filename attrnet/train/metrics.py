@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from attrnet.schema import Schema
+from attrnet.core.schema import Schema
 
 _EPS = 1e-20
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from attrnet.checkpoint import load_checkpoint, save_checkpoint
+from attrnet.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def _flatten(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,11 +9,9 @@ categorical columns have no threshold (None: argmax).
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from attrnet.schema import Schema
+from attrnet.core.schema import Schema
 
 OBJECTIVES = ("accuracy", "balanced")
 
@@ -40,7 +38,7 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray, objective: str = "acc
         tpr = tp / n_pos if n_pos else np.ones_like(tp, dtype=np.float64)
         tnr = tn / n_neg if n_neg else np.ones_like(tn, dtype=np.float64)
         score = (tpr + tnr) / 2 if (n_pos and n_neg) else (tpr if n_pos else tnr)
-    cuts = np.concatenate([[s[0] - 1e-6], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-6]])
+    cuts = np.concatenate([[s[0] - 1e-6], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-6]]).clip(0.0, 1.0)  # probabilities
     valid = np.ones(len(cuts), bool)
     valid[1:-1] = s[:-1] < s[1:]
     score = np.where(valid, score, -np.inf)
@@ -58,16 +56,3 @@ def choose_thresholds(probs: np.ndarray, labels: np.ndarray, schema: Schema,
     for c, is_binary in enumerate(schema.binary_columns):
         out.append(best_threshold(probs[:, c], labels[:, c], objective) if is_binary else None)
     return out
-
-
-def default_thresholds(schema: Schema) -> list[float | None]:
-    """0.5 per binary column, None per categorical column (no validation split)."""
-    return [0.5 if b else None for b in schema.binary_columns]
-
-
-def validate_thresholds(values: Sequence[float | None], schema: Schema) -> list[float | None]:
-    """Thresholds from metadata, checked against the schema (missing binary ones become 0.5)."""
-    vals = list(values)
-    if len(vals) != schema.num_columns:
-        raise ValueError(f"{len(vals)} thresholds for {schema.num_columns} columns")
-    return [(0.5 if v is None else float(v)) if b else None for v, b in zip(vals, schema.binary_columns)]

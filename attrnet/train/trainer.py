@@ -20,34 +20,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrnet.checkpoint import model_metadata, save_model, write_json_copy
-from attrnet.commands.common import info
+from attrnet.train.checkpoint import model_metadata, save_model, write_json_copy
+from attrnet.core.progress import info
 from attrnet.data.base import AttributeDataset
-from attrnet.errors import AttrnetError, InputError
-from attrnet.fileio import atomic_write_text
-from attrnet.input_spec import InputSpec
-from attrnet.methods.base import Method
-from attrnet.methods.registry import make_method
-from attrnet.methods.weighting import Weighting, make_weighting, weights_record
-from attrnet.models.net import MultiTaskNet, probabilities
-from attrnet.models.topology import Topology
+from attrnet.core.device import resolve_device
+from attrnet.core.errors import AttrnetError, InputError
+from attrnet.core.fileio import atomic_write_text
+from attrnet.core.input_spec import InputSpec
+from attrnet.train.method import Method
+from attrnet.train.weighting import Weighting, make_weighting, weights_record
+from attrnet.core.model_card import ModelCard, default_thresholds, probabilities
+from attrnet.models.net import MultiTaskNet
+from attrnet.core.topology import Topology
 from attrnet.train import distributed as dd
 from attrnet.train.config import TrainConfig
 from attrnet.train.data import EpochSampler, EvalView, Resize, TrainView, make_loader, normalise, skipped_rows
 from attrnet.train.host_memory import keep_freed_memory
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
 from attrnet.train.metrics import compute_metrics
-from attrnet.train.thresholds import choose_thresholds, default_thresholds
+from attrnet.train.thresholds import choose_thresholds
 
 LOWER_IS_BETTER = {"val_loss", "train_loss"}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise AttrnetError("--device cuda: CUDA is not available on this machine")
-    return torch.device(name)
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -72,8 +65,9 @@ def hold_out(dataset: AttributeDataset, fraction: float, seed: int) -> tuple[Att
 class Trainer:
     """One training run; see the module docstring."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, method: Method):
         self.config = config
+        self.method = method
         self.out = Path(config.out)
         self.device = resolve_device(config.device)
         if self.device.type == "cpu":
@@ -91,7 +85,6 @@ class Trainer:
         self.best_epoch: int | None = None
         self.thresholds: list[float | None] = []
         self.model: MultiTaskNet
-        self.method: Method
         self.weighting: Weighting
 
     # ------------------------------------------------------------ set-up
@@ -128,7 +121,6 @@ class Trainer:
 
     def _build_model(self) -> None:
         cfg = self.config
-        self.method = make_method(cfg.method, cfg.method_options)
         topology = self.method.initial_topology(cfg.arch, self.schema)
         if cfg.topology:
             topology = Topology.load(cfg.topology)
@@ -157,14 +149,16 @@ class Trainer:
         self.method.init_model(self.model, self)
 
     def _init_from(self, path: str) -> None:
-        from attrnet.checkpoint import load_checkpoint
-        from attrnet.models.cross_stitch import replicate_into_columns
+        from attrnet.train.checkpoint import load_checkpoint
+        from attrnet.models.columns import replicate_into_columns
 
         tensors, meta = load_checkpoint(path)
+        source = ModelCard.from_metadata(meta, path).topology
         try:
-            source = Topology.from_dict(meta["topology"])
+            if source is None:
+                raise ValueError("the checkpoint has no topology")
             untouched = replicate_into_columns(self.model, tensors, source)
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:
             raise InputError(f"--init-from does not fit this model: {exc}", path) from None
         self.log(f"initialised from {path} ({len(untouched)} tensors kept their own init)")
 

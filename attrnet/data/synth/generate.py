@@ -1,0 +1,224 @@
+"""`attrnet data synth`: procedural attribute datasets written in the real benchmark formats.
+
+Faces (celeba), pedestrians (market, duke) and garments (deepfashion), with
+visible attributes in planted, internally correlated groups of different
+difficulty. The grouping is saved as ``synth_groups.json`` (groups-file
+format). Output is deterministic for a given seed: labels come from one
+generator seeded with `seed`, image i from one seeded with ``(seed, i)``.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from attrnet.core.errors import InputError
+from attrnet.core.fileio import atomic_write_bytes, atomic_write_text
+from attrnet.core.schema import CELEBA_ATTRIBUTES, write_groups
+
+PRESETS = ("celeba", "market", "duke", "deepfashion")
+DEFAULT_SIZE = {"celeba": (64, 64), "market": (128, 64), "duke": (128, 64), "deepfashion": (64, 64)}
+GROUPS_FILE = "synth_groups.json"
+Progress = Callable[[int, int], None]
+
+
+def generate(
+    preset: str,
+    out: str | Path,
+    num: int = 2000,
+    seed: int = 0,
+    size: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Write a synthetic dataset of about `num` images to `out`; returns a summary dict."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    if num < 1:
+        raise InputError(f"--num must be at least 1, got {num}")
+    if seed < 0:
+        raise InputError(f"--seed must be non-negative, got {seed}")
+    out = Path(out)
+    _prepare(out)
+    height, width = size or DEFAULT_SIZE[preset]
+    start = time.perf_counter()
+    writer = _WRITERS[preset]
+    groups, images = writer(preset, out, num, seed, height, width, progress or (lambda done, total: None))
+    write_groups(out / GROUPS_FILE, groups)
+    seconds = time.perf_counter() - start
+    return {"preset": preset, "out": str(out), "images": images, "height": height, "width": width,
+            "seed": seed, "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1)}
+
+
+# everything a synth run writes: removed before a new run into the same folder
+_OUTPUTS = ("img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt", "bounding_box_train",
+            "bounding_box_test", "market_attribute.mat", "duke_attribute.mat", "img", "Anno", "Eval", GROUPS_FILE)
+
+
+def _prepare(out: Path) -> None:
+    """`out` must be absent, empty, or an earlier synthetic dataset (whose files are replaced)."""
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a folder", out)
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / GROUPS_FILE).is_file():
+        raise InputError(f"output folder is not empty and holds no {GROUPS_FILE} (not a synthetic dataset); choose another --out", out)
+    for name in _OUTPUTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+
+def _image_rng(seed: int, i: int) -> np.random.Generator:
+    return np.random.default_rng((seed, i))
+
+
+def _write_celeba(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+    from attrnet.data import celeba
+    from attrnet.data.synth import faces
+    from attrnet.data.synth.common import encode_jpeg, groups_of
+
+    rng = np.random.default_rng(seed)
+    truth, labels = faces.sample_labels(rng, num)
+    names = [f"{i + 1:06d}.jpg" for i in range(num)]
+    image_dir = out / celeba.IMAGE_DIR
+    image_dir.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        a = {k: bool(v[i]) for k, v in truth.items()}
+        atomic_write_bytes(image_dir / name, encode_jpeg(faces.render(a, _image_rng(seed, i), height, width)))
+        progress(i + 1, num)
+    matrix = np.stack([np.where(labels[a], 1, -1) for a in CELEBA_ATTRIBUTES], axis=1)
+    rows = [f"{num}", " ".join(CELEBA_ATTRIBUTES) + " "]
+    rows += [name + "".join(f"{v:>3d}" for v in matrix[i]) for i, name in enumerate(names)]
+    atomic_write_text(out / celeba.ATTR_FILE, "\n".join(rows) + "\n")
+    parts = _split_codes(num, (0.8, 0.1, 0.1))
+    atomic_write_text(out / celeba.PARTITION_FILE, "".join(f"{n} {p}\n" for n, p in zip(names, parts)))
+    return groups_of(faces.SPECS), num
+
+
+def _split_codes(n: int, fractions: tuple[float, float, float]) -> list[int]:
+    """Contiguous train/val/test ranges (0/1/2), like CelebA's partition."""
+    n_train = int(round(n * fractions[0]))
+    n_val = int(round(n * fractions[1]))
+    if n >= 3:
+        n_train, n_val = max(1, min(n_train, n - 2)), max(1, n_val)
+    return [0 if i < n_train else 1 if i < n_train + n_val else 2 for i in range(n)]
+
+
+# Field order in the published files: Market's train and test structs differ; Duke's agree.
+MARKET_TEST_ORDER = (
+    "age backpack bag handbag clothes down up hair hat gender upblack upwhite upred uppurple upyellow upgray "
+    "upblue upgreen downblack downwhite downpink downpurple downyellow downgray downblue downgreen downbrown"
+).split()
+MARKET_TRAIN_ORDER = (
+    "age backpack bag handbag downblack downblue downbrown downgray downgreen downpink downpurple downwhite "
+    "downyellow upblack upblue upgreen upgray uppurple upred upwhite upyellow clothes down up hair hat gender"
+).split()
+DUKE_ORDER = (
+    "backpack bag handbag boots gender hat shoes top downblack downwhite downred downgray downblue downgreen "
+    "downbrown upblack upwhite upred uppurple upgray upblue upgreen upbrown"
+).split()
+VIEWS_PER_IDENTITY = 4
+
+
+def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+    import scipy.io
+
+    from attrnet.data import pedestrian
+    from attrnet.data.synth import people as synth_people
+    from attrnet.data.synth.common import encode_jpeg
+    from attrnet.core.fileio import atomic_path
+
+    rng = np.random.default_rng(seed)
+    n_ids = max(2, -(-num // VIEWS_PER_IDENTITY))
+    sample = synth_people.sample_market if preset == "market" else synth_people.sample_duke
+    people, fields = sample(rng, n_ids)
+    views = [num // n_ids + (j < num % n_ids) for j in range(n_ids)]
+    n_train = n_ids // 2
+    split_ids = {"train": range(0, n_train), "test": range(n_train, n_ids)}
+    pid = [2 * j + 1 if j < n_train else 2 * (j - n_train) + 2 for j in range(n_ids)]
+    jobs: list[tuple[Path, synth_people.Identity]] = []
+    for split, members in split_ids.items():
+        folder = out / pedestrian.SPLIT_DIRS[split]
+        for j in members:
+            for v in range(views[j]):
+                cam = 1 + (j + v) % (6 if preset == "market" else 8)
+                frame = 25 * (j * 10 + v) + 1
+                name = (f"{pid[j]:04d}_c{cam}s1_{frame:06d}_01.jpg" if preset == "market"
+                        else f"{pid[j]:04d}_c{cam}_f{frame:07d}.jpg")
+                jobs.append((folder / name, people[j]))
+    if preset == "market":  # junk (-1) and distractor (0000) boxes, as in the real gallery
+        folder = out / pedestrian.SPLIT_DIRS["test"]
+        strangers = synth_people.sample_market(rng, max(2, num // 50))[0]
+        for k, stranger in enumerate(strangers):
+            jobs.append((folder / f"{'-1' if k % 2 else '0000'}_c{1 + k % 6}s1_{100 * k + 1:06d}_0{1 + k % 3}.jpg", stranger))
+    for folder in {path.parent for path, _ in jobs} | {out / d for d in pedestrian.SPLIT_DIRS.values()}:
+        folder.mkdir(parents=True, exist_ok=True)
+    for i, (path, person) in enumerate(jobs):
+        atomic_write_bytes(path, encode_jpeg(synth_people.render(person, _image_rng(seed, i), height, width)))
+        progress(i + 1, len(jobs))
+
+    def struct(members: range, order: list[str]) -> dict:
+        d = {k: fields[k][list(members)].astype(np.float64).reshape(1, -1) for k in order}
+        d["image_index"] = np.array([f"{pid[j]:04d}" for j in members], dtype=object).reshape(1, -1)
+        return d
+
+    if preset == "market":
+        doc = {"test": struct(split_ids["test"], MARKET_TEST_ORDER), "train": struct(split_ids["train"], MARKET_TRAIN_ORDER)}
+    else:
+        doc = {"train": struct(split_ids["train"], DUKE_ORDER), "test": struct(split_ids["test"], DUKE_ORDER)}
+    with atomic_path(out / pedestrian.mat_name(preset)) as tmp, open(tmp, "wb") as f:
+        scipy.io.savemat(f, {f"{preset}_attribute": doc})
+    groups = synth_people.MARKET_GROUPS if preset == "market" else synth_people.DUKE_GROUPS
+    return groups, len(jobs)
+
+
+IMAGES_PER_ITEM = 25
+UNKNOWN_RATE = 0.01  # DeepFashion: share of attribute annotations written as 0 (unknown)
+
+
+def _write_deepfashion(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+    from attrnet.data import deepfashion
+    from attrnet.data.synth import garments
+    from attrnet.data.synth.common import encode_jpeg, groups_of
+
+    rng = np.random.default_rng(seed)
+    truth, labels, category = garments.sample_labels(rng, num)
+    names = [s.name for s in garments.SPECS]
+    images = []
+    for i in range(num):
+        kind = garments.CATEGORIES[category[i]][0]
+        images.append(f"img/Synthetic_{kind}_{i // IMAGES_PER_ITEM:05d}/img_{i % IMAGES_PER_ITEM + 1:08d}.jpg")
+    for i, rel in enumerate(images):
+        a = {k: bool(v[i]) for k, v in truth.items()}
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = garments.render(a, bool(category[i]), _image_rng(seed, i), height, width)
+        atomic_write_bytes(path, encode_jpeg(img))
+        progress(i + 1, num)
+    values = np.stack([np.where(labels[n], 1, -1) for n in names], axis=1)
+    values[rng.random(values.shape) < UNKNOWN_RATE] = 0
+    types = {s.name: garments.TYPES[s.group] for s in garments.SPECS}
+    cloth = [f"{len(names)}", "attribute_name  attribute_type"] + [f"{n:<29}{types[n]}" for n in names]
+    atomic_write_text(out / deepfashion.CLOTH_FILE, "\r\n".join(cloth) + "\r\n")
+    rows = [f"{num}", "image_name  attribute_labels"]
+    rows += [f"{rel:<60}" + " ".join(f"{v:>2d}" for v in values[i]) for i, rel in enumerate(images)]
+    atomic_write_text(out / deepfashion.ATTR_FILE, "\r\n".join(rows) + "\r\n")
+    cats = [f"{len(garments.CATEGORIES)}", "category_name  category_type"]
+    cats += [f"{c:<29}{t}" for c, t in garments.CATEGORIES]
+    atomic_write_text(out / "Anno/list_category_cloth.txt", "\r\n".join(cats) + "\r\n")
+    cat_rows = [f"{num}", "image_name  category_label"] + [f"{rel:<60}{category[i] + 1}" for i, rel in enumerate(images)]
+    atomic_write_text(out / "Anno/list_category_img.txt", "\r\n".join(cat_rows) + "\r\n")
+    codes = np.array(_split_codes(num, (0.7, 0.15, 0.15)))[rng.permutation(num)]
+    part = [f"{num}", "image_name  evaluation_status"]
+    part += [f"{rel:<60}{('train', 'val', 'test')[c]}" for rel, c in zip(images, codes)]
+    atomic_write_text(out / deepfashion.PARTITION_FILE, "\r\n".join(part) + "\r\n")
+    return groups_of(garments.SPECS), num
+
+
+_WRITERS = {"celeba": _write_celeba, "market": _write_pedestrians, "duke": _write_pedestrians,
+            "deepfashion": _write_deepfashion}
