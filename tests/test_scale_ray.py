@@ -1,0 +1,138 @@
+"""Ray Data predict and the Ray Serve endpoint on a local Ray this module starts once (2 CPUs) and shuts down.
+
+Both are checked against local predict on the same folder: the same rows,
+probabilities within 1e-5, the same error rows for broken files.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from attrnet.serve.predictor import Predictor  # noqa: E402
+from attrnet.serve.scale import iter_results, predict_dataset  # noqa: E402
+from attrnet.serve.scale_endpoint import QUIET_LOGS, endpoint_app  # noqa: E402
+from serve_helpers import write_jpegs  # noqa: E402
+
+PORT = 18765
+ROUNDS, CONCURRENT = 4, 12  # the bounded request loop
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, logging_level="WARNING", include_dashboard=False)
+    yield
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale-ray")
+    write_jpegs(root, 10)
+    write_jpegs(root / "sub", 3, prefix="s", seed=1)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (root / "empty.png").write_bytes(b"")
+    (root / "list.txt").write_text("img000.jpg\nsub/s001.jpg\n../outside.jpg\nmissing.jpg\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local(folder):
+    """Local predict's rows over the folder, in its order: the reference."""
+    return list(Predictor(device="cpu", workers=1, threads=1).predict(folder))
+
+
+def _assert_same_rows(got, want):
+    assert [r.source for r in got] == [r.source for r in want]
+    for g, w in zip(got, want):
+        assert g.error == w.error
+        if w.ok:
+            assert g.labels == w.labels
+            np.testing.assert_allclose([g.probs[c] for c in w.probs], list(w.probs.values()), atol=1e-5)
+
+
+def test_ray_predict_equals_local_predict(ray_local, folder, local):
+    ds = predict_dataset(folder, batch_size=4, concurrency=2)
+    assert ds.columns()[:3] == ["path", "error", "5_o_Clock_Shadow"]
+    ds.context.execution_options.preserve_order = True
+    got = list(iter_results(ds, Predictor(device="cpu").backend.card))
+    assert sum(not r.ok for r in got) == 2  # broken.jpg, empty.png
+    _assert_same_rows(got, local)
+
+
+def test_list_file_rows_and_raw_columns(ray_local, folder):
+    listed = list(Predictor(device="cpu", workers=1).predict(folder / "list.txt"))
+    assert [r.ok for r in listed] == [True, True, False, False]  # outside the list's folder, missing
+    rows = {row["path"]: row for row in predict_dataset(folder / "list.txt", concurrency=1).take_all()}
+    assert sorted(rows) == sorted(r.source for r in listed)
+    for r in listed:
+        assert rows[r.source]["error"] == r.error
+        if r.ok:
+            np.testing.assert_allclose([rows[r.source][c] for c in r.probs], list(r.probs.values()), atol=1e-5)
+        else:
+            assert np.isnan(rows[r.source]["Male"])
+
+
+def test_a_dataset_of_bytes(ray_local, folder, local):
+    ds = ray.data.read_binary_files(str(folder / "sub"), include_paths=True)
+    rows = {row["path"]: row for row in predict_dataset(ds, concurrency=1).take_all()}
+    want = [r for r in local if "/sub/" in r.source]
+    assert len(rows) == len(want) == 3
+    for r in want:
+        got = next(v for k, v in rows.items() if r.source.endswith(k))
+        np.testing.assert_allclose([got[c] for c in r.probs], list(r.probs.values()), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def endpoint(ray_local):
+    from ray import serve
+
+    serve.start(http_options={"host": "127.0.0.1", "port": PORT}, logging_config=QUIET_LOGS)
+    serve.run(endpoint_app(max_batch=8, batch_wait_ms=5, cpus_per_replica=1), name="attrnet", route_prefix="/")
+    yield f"http://127.0.0.1:{PORT}"
+    serve.delete("attrnet")
+
+
+def _request(url, body=None):
+    req = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_endpoint_answers_concurrent_requests_like_local_predict(endpoint, folder, local):
+    good = [r for r in local if r.ok]
+    jobs = [good[i % len(good)] for i in range(ROUNDS * CONCURRENT)]
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        answers = list(pool.map(lambda r: _request(f"{endpoint}/predict", open(r.source, "rb").read()), jobs))
+    for (status, body), ref in zip(answers, jobs):
+        assert status == 200 and set(body) == {"probs", "labels"} and body["labels"] == ref.labels
+        assert max(abs(body["probs"][c] - p) for c, p in ref.probs.items()) < 1e-5
+
+
+def test_a_corrupt_body_gets_400_and_the_next_request_200(endpoint, folder, local):
+    broken = next(r for r in local if not r.ok and r.source.endswith("broken.jpg"))
+    status, body = _request(f"{endpoint}/predict", (folder / "broken.jpg").read_bytes())
+    assert status == 400 and body == {"error": broken.error}
+    assert _request(f"{endpoint}/predict", b"") == (400, {"error": "empty image file"})
+    status, body = _request(f"{endpoint}/predict", (folder / "img003.jpg").read_bytes())
+    assert status == 200 and body["labels"] == next(r.labels for r in local if r.source.endswith("img003.jpg"))
+
+
+def test_health_metadata_and_unknown_routes(endpoint):
+    assert _request(f"{endpoint}/health") == (200, {"status": "ok"})
+    status, meta = _request(f"{endpoint}/metadata")
+    assert status == 200 and meta["input"]["height"] == 64 and len(meta["columns"]) == 40
+    assert _request(f"{endpoint}/nothing")[0] == 404
+    assert _request(f"{endpoint}/health", b"x")[0] == 405
