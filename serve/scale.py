@@ -28,7 +28,7 @@ from attrnet.serve.scale_model import BatchModel, ModelFile
 from attrnet.serve.scale_ray import require_ray
 from attrnet.serve.sources import Item, iter_items
 
-__all__ = ["DatasetPredictor", "iter_results", "predict_dataset", "source_dataset"]
+__all__ = ["DatasetPredictor", "check_source", "iter_results", "predict_dataset", "source_dataset"]
 
 RESERVED = ("path", "error")
 
@@ -73,13 +73,21 @@ def predict_dataset(source: Any, model: str | Path | ModelFile | None = None, *,
 def source_dataset(source: Any, *, allow_outside: bool = False) -> Any:
     """A folder, glob or list file as a Dataset of ``path`` and ``error`` rows, in local predict's order."""
     ray = require_ray()
-    rows = []
+    return ray.data.from_items([{"path": item.source, "error": item.error}
+                                for item in _file_items(source, allow_outside)])
+
+
+def check_source(source: Any, *, allow_outside: bool = False) -> None:
+    """Raise InputError now, before Ray starts, when `source` is missing, empty or not image files."""
+    next(_file_items(source, allow_outside), None)
+
+
+def _file_items(source: Any, allow_outside: bool) -> Iterator[Item]:
     for item in iter_items(source, allow_outside=allow_outside):
         if item.path is None and item.error is None:
             raise InputError("Ray predict reads image files (a folder, a glob or a list file); videos and "
                              "in-memory images go through local predict", item.source.split("#frame=")[0])
-        rows.append({"path": item.source, "error": item.error})
-    return ray.data.from_items(rows)
+        yield item
 
 
 class DatasetPredictor:

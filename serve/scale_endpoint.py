@@ -32,6 +32,7 @@ __all__ = ["APP_NAME", "answer", "deployment_options", "endpoint_app", "endpoint
 
 APP_NAME = "attrnet"
 ROUTES = {"/predict": "POST", "/health": "GET", "/metadata": "GET"}
+QUEUE = 64  # requests a replica accepts at least, batching or not
 QUIET_LOGS = {"log_level": "WARNING", "enable_access_log": False}  # a log line per request costs throughput
 
 
@@ -55,12 +56,13 @@ def endpoint_metadata(model: ModelFile) -> dict[str, Any]:
 
 def deployment_options(replicas: int = 1, max_batch: int = 64, num_gpus: float = 0,
                        cpus_per_replica: float | None = None) -> dict[str, Any]:
-    """``@serve.deployment`` options: `max_ongoing_requests` leaves room for a full batch to queue while
-    the previous one runs (Serve's default, 5, would cap every batch at 5)."""
+    """``@serve.deployment`` options. `max_ongoing_requests` leaves room for a full batch to queue while the
+    previous one runs (Serve's default, 5, would cap every batch at 5), and for at least `QUEUE` requests:
+    waiting in the replica is cheaper than in the proxy, which polls busy replicas for room."""
     if replicas < 1 or max_batch < 1:
         raise InputError(f"replicas and max batch must be >= 1, got {replicas} and {max_batch}")
     cpus = cpus_per_replica or max(1, cpu_count() // replicas)
-    return {"num_replicas": replicas, "max_ongoing_requests": max(2 * max_batch, 8),
+    return {"num_replicas": replicas, "max_ongoing_requests": max(2 * max_batch, QUEUE),
             "ray_actor_options": {"num_cpus": cpus, "num_gpus": num_gpus}, "logging_config": QUIET_LOGS}
 
 

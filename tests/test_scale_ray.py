@@ -5,6 +5,7 @@ probabilities within 1e-5, the same error rows for broken files.
 """
 from __future__ import annotations
 
+import csv
 import json
 import urllib.error
 import urllib.request
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
+pq = pytest.importorskip("pyarrow.parquet")
 
+from attrnet.cli import main  # noqa: E402
 from attrnet.serve.predictor import Predictor  # noqa: E402
 from attrnet.serve.scale import iter_results, predict_dataset  # noqa: E402
 from attrnet.serve.scale_endpoint import QUIET_LOGS, endpoint_app  # noqa: E402
@@ -90,6 +93,27 @@ def test_a_dataset_of_bytes(ray_local, folder, local):
     for r in want:
         got = next(v for k, v in rows.items() if r.source.endswith(k))
         np.testing.assert_allclose([got[c] for c in r.probs], list(r.probs.values()), atol=1e-5)
+
+
+def test_cli_predict_ray_writes_local_predicts_csv_rows_in_its_order(ray_local, folder, tmp_path):
+    assert main(["predict", str(folder), "--out", str(tmp_path / "local.csv")]) == 0
+    args = ["predict", str(folder), "--ray", "--concurrency", "2", "--batch-size", "4"]
+    assert main([*args, "--out", str(tmp_path / "ray.csv")]) == 0  # joins this module's Ray, leaves it running
+    want, got = (list(csv.reader((tmp_path / name).open(newline=""))) for name in ("local.csv", "ray.csv"))
+    assert got[0] == want[0] and len(got) == len(want) == 16  # header + 15 rows, two of them errors
+    for g, w in zip(got[1:], want[1:]):
+        assert g[:2] == w[:2] and g[42:] == w[42:]  # path, error, labels
+        assert all(abs(float(a) - float(b)) < 1e-5 for a, b in zip(g[2:42], w[2:42]) if b)
+    assert sum(bool(w[1]) for w in want[1:]) == 2 and ray.is_initialized()
+
+
+def test_cli_predict_ray_writes_parquet_with_rays_writer(ray_local, folder, tmp_path, capsys):
+    out = tmp_path / "preds.parquet"
+    assert main(["predict", str(folder / "sub"), "--ray", "--concurrency", "1", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 3 and summary["errors"] == 0 and out.is_dir()
+    table = pq.read_table(out)
+    assert table.column_names[:3] == ["path", "error", "5_o_Clock_Shadow"] and table.num_rows == 3
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from attrnet.core.version import __version__
-from attrnet.cli import benchmark, data, evaluate, export, predict, taskonomy, train
+from attrnet.cli import benchmark, data, evaluate, export, predict, serve, taskonomy, train
 from attrnet.core.errors import AttrnetError, InputError
 
 # typer >= 0.2x vendors click; older typer re-exports it: find the base class either way.
@@ -42,7 +42,7 @@ def _root(
     """attrnet: attribute models, adaptive multi-task training, static inference graphs."""
 
 
-for module in (data, train, evaluate, export, predict, benchmark, taskonomy):
+for module in (data, train, evaluate, export, predict, serve, benchmark, taskonomy):
     module.register(app)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -34,9 +35,20 @@ def register(app: typer.Typer) -> None:
         stride: int = typer.Option(1, "--stride", min=1, help="Videos: keep every n-th frame."),
         allow_outside: bool = typer.Option(False, "--allow-outside", help="List files: accept paths outside the list's folder."),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable summary (and rows, without --out) on stdout."),
+        use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (the `ray` extra); --out may then be .parquet."),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: an existing cluster "
+                                                  "(default: RAY_ADDRESS, else a local Ray for this run)."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1,
+                                                  help="With --ray: model actors (default: one per CPU, or per GPU)."),
     ) -> None:
         """Predict attributes; bad images become error rows, the run goes on."""
         from attrnet.core.errors import InputError
+
+        if use_ray:
+            if resume:
+                raise InputError("--resume does not work with --ray (write a new --out)")
+            _predict_on_ray(source, model, out, batch_size, device, concurrency, ray_address, allow_outside, as_json)
+            return
         from attrnet.serve.predictor import Predictor
         from attrnet.serve.sinks import Sink, sink_format
 
@@ -137,3 +149,58 @@ def _summary_line(s: dict[str, Any]) -> str:
     line = (f"{done}) in {s['seconds']:.1f} s: {s['images_per_second']:.1f} images/s with {s['backend']}; "
             f"decode {s['decode_seconds']:.1f} s over {s['workers']} threads, model {s['model_seconds']:.1f} s")
     return line + (f"; wrote {s['out']}" if s["out"] else "")
+
+
+def _predict_on_ray(source: str, model: Optional[Path], out: Optional[Path], batch_size: int, device: str,
+                    concurrency: Optional[int], address: Optional[str], allow_outside: bool, as_json: bool) -> None:
+    """`predict --ray`: the rows of `attrnet.serve.scale.predict_dataset`, written like local predict's
+    (CSV/JSONL in the same order), or by Ray's Parquet writer (a folder of part files)."""
+    from attrnet.core.device import check_device
+    from attrnet.serve.scale import check_source, iter_results, predict_dataset
+    from attrnet.serve.scale_model import ModelFile
+    from attrnet.serve.scale_ray import ray_session
+    from attrnet.serve.sinks import Sink, sink_format
+
+    parquet = out is not None and out.suffix.lower() == ".parquet"
+    if out is not None and not parquet:
+        sink_format(out)
+    num_gpus = 1 if check_device(device).startswith("cuda") else 0
+    model_file = ModelFile.read(model)
+    card = model_file.card
+    check_source(source, allow_outside=allow_outside)  # a missing or empty source fails before Ray starts
+    start = time.perf_counter()
+    images = errors = 0
+    shown: list[Any] = []
+    with ray_session(address):
+        ds = predict_dataset(source, model_file, batch_size=batch_size, concurrency=concurrency,
+                             num_gpus=num_gpus, allow_outside=allow_outside)
+        if parquet:
+            ds = ds.materialize()
+            ds.write_parquet(str(out))
+            images = ds.count()
+            errors = sum(b.num_rows - b.column("error").null_count  # whole blocks: no new Ray tasks
+                         for b in ds.iter_batches(batch_size=None, batch_format="pyarrow"))
+        else:
+            ds.context.execution_options.preserve_order = True  # rows in local predict's order
+            with Sink(out, card.columns, card.schema.names) if out is not None else nullcontext() as sink:
+                for r in iter_results(ds, card):
+                    images, errors = images + 1, errors + (not r.ok)
+                    if sink is not None:
+                        sink.write(r)
+                    elif as_json or len(shown) < TABLE_ROWS:
+                        shown.append(r)
+                if sink is not None:
+                    sink.finish()
+    seconds = time.perf_counter() - start
+    summary = {"model": model_file.source, "backend": "Ray Data", "images": images, "errors": errors,
+               "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1),
+               "out": str(out) if out is not None else None}
+    if as_json:
+        if out is None:
+            summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
+                                  for r in shown]
+        print_json(summary)
+    elif out is None:
+        _print_table(shown, images)
+    info(f"predicted {images} images ({errors} errors) on Ray Data in {seconds:.1f} s, start-up included: "
+         f"{summary['images_per_second']:.1f} images/s" + (f"; wrote {out}" if out is not None else ""))
