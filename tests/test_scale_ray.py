@@ -23,6 +23,8 @@ from attrnet.serve.scale import iter_results, predict_dataset  # noqa: E402
 from attrnet.serve.scale_endpoint import QUIET_LOGS, endpoint_app  # noqa: E402
 from serve_helpers import write_jpegs  # noqa: E402
 
+# Ray 2.60's own deprecations (pydantic Field extras, DataContext flags) are not this module's concern
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PORT = 18765
 ROUNDS, CONCURRENT = 4, 12  # the bounded request loop
 

@@ -9,7 +9,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import typer
 
@@ -62,15 +62,8 @@ def register(app: typer.Typer) -> None:
         skipped = len(sink.done) if sink is not None else 0
         results = predictor.predict(source, stride=stride, allow_outside=allow_outside,
                                     skip=(sink.done.__contains__ if sink is not None and sink.done else None))
-        shown: list[Any] = []
         try:
-            for r in _with_progress(results, predictor):
-                if sink is not None:
-                    sink.write(r)
-                elif as_json or len(shown) < TABLE_ROWS:
-                    shown.append(r)
-            if sink is not None:
-                sink.finish()
+            shown, _, _ = _write_or_keep(_with_progress(results, predictor), sink, as_json)
         finally:
             if sink is not None:
                 sink.close()
@@ -90,14 +83,36 @@ def register(app: typer.Typer) -> None:
         }
         if stats.images == 0 and not skipped:
             raise InputError("no images to predict", source)
-        if as_json:
-            if sink is None:
-                summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
-                                      for r in shown]
-            print_json(summary)
-        elif sink is None:
-            _print_table(shown, stats.images)
-        info(_summary_line(summary))
+        _report(summary, shown, stats.images, as_json, _summary_line(summary))
+
+
+def _write_or_keep(results: Iterable[Any], sink: Any, as_json: bool) -> tuple[list[Any], int, int]:
+    """Write every result to `sink` (then finish it), or keep those to show: all with --json, else the
+    first TABLE_ROWS. Returns them with the number of results and of errors."""
+    shown: list[Any] = []
+    images = errors = 0
+    for r in results:
+        images, errors = images + 1, errors + (not r.ok)
+        if sink is not None:
+            sink.write(r)
+        elif as_json or len(shown) < TABLE_ROWS:
+            shown.append(r)
+    if sink is not None:
+        sink.finish()
+    return shown, images, errors
+
+
+def _report(summary: dict[str, Any], shown: list[Any], total: int, as_json: bool, line: str) -> None:
+    """The summary on stdout with --json (and the rows, without --out), else the table without --out;
+    then `line` on stderr."""
+    if as_json:
+        if summary["out"] is None:
+            summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
+                                  for r in shown]
+        print_json(summary)
+    elif summary["out"] is None:
+        _print_table(shown, total)
+    info(line)
 
 
 def _with_progress(results: Iterator[Any], predictor: Any) -> Iterator[Any]:
@@ -169,7 +184,6 @@ def _predict_on_ray(source: str, model: Optional[Path], out: Optional[Path], bat
     card = model_file.card
     check_source(source, allow_outside=allow_outside)  # a missing or empty source fails before Ray starts
     start = time.perf_counter()
-    images = errors = 0
     shown: list[Any] = []
     with ray_session(address):
         ds = predict_dataset(source, model_file, batch_size=batch_size, concurrency=concurrency,
@@ -183,24 +197,11 @@ def _predict_on_ray(source: str, model: Optional[Path], out: Optional[Path], bat
         else:
             ds.context.execution_options.preserve_order = True  # rows in local predict's order
             with Sink(out, card.columns, card.schema.names) if out is not None else nullcontext() as sink:
-                for r in iter_results(ds, card):
-                    images, errors = images + 1, errors + (not r.ok)
-                    if sink is not None:
-                        sink.write(r)
-                    elif as_json or len(shown) < TABLE_ROWS:
-                        shown.append(r)
-                if sink is not None:
-                    sink.finish()
+                shown, images, errors = _write_or_keep(iter_results(ds, card), sink, as_json)
     seconds = time.perf_counter() - start
     summary = {"model": model_file.source, "backend": "Ray Data", "images": images, "errors": errors,
                "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1),
                "out": str(out) if out is not None else None}
-    if as_json:
-        if out is None:
-            summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
-                                  for r in shown]
-        print_json(summary)
-    elif out is None:
-        _print_table(shown, images)
-    info(f"predicted {images} images ({errors} errors) on Ray Data in {seconds:.1f} s, start-up included: "
-         f"{summary['images_per_second']:.1f} images/s" + (f"; wrote {out}" if out is not None else ""))
+    _report(summary, shown, images, as_json,
+            f"predicted {images} images ({errors} errors) on Ray Data in {seconds:.1f} s, start-up included: "
+            f"{summary['images_per_second']:.1f} images/s" + (f"; wrote {out}" if out is not None else ""))
