@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from attrnet.core.errors import InputError
+from attrnet.core.errors import AttrnetError, InputError
 from attrnet.core.progress import info
 from attrnet.serve.backend import cpu_count
 from attrnet.serve.scale_model import BatchModel, ModelFile
-from attrnet.serve.scale_ray import ray_session, require_ray
+from attrnet.serve.scale_ray import ray_session, require_ray, starts_local_ray
 from attrnet.serve.sinks import DIGITS
 from attrnet.serve.sources import Item
 
@@ -127,14 +128,21 @@ def run_endpoint(model: str | Path | None = None, *, host: str = "127.0.0.1", po
     instance started here). At the end, a local instance is shut down
     completely; on an existing cluster only this application is deleted.
     """
-    model_file = ModelFile.read(model)  # a bad model fails before Ray starts
+    model_file = ModelFile.read(model)  # a bad model, or a busy port, fails before Ray starts
     app = endpoint_app(model_file, **app_options)
+    ray = require_ray()
     from ray import serve
 
+    if not ray.is_initialized() and starts_local_ray(address):
+        _check_port(host, port)
     with ray_session(address) as session, _stop_on_signals() as stop:
-        serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
         try:
-            serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
+            try:
+                serve.start(http_options={"host": host, "port": port}, logging_config=QUIET_LOGS)
+                serve.run(app, name=APP_NAME, route_prefix="/", logging_config=QUIET_LOGS)
+            except ray.exceptions.RayError as exc:  # a remote traceback: its last line says what went wrong
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                raise AttrnetError(f"Ray Serve could not start the endpoint: {lines[-1] if lines else exc}") from None
             info(f"serving {model_file.source} on http://{host}:{port}: POST /predict, GET /health, "
                  "GET /metadata (Ctrl-C stops)")
             while not stop.wait(0.5):
@@ -145,6 +153,17 @@ def run_endpoint(model: str | Path | None = None, *, host: str = "127.0.0.1", po
                 serve.shutdown()
             else:
                 serve.delete(APP_NAME)
+
+
+def _check_port(host: str, port: int) -> None:
+    """InputError when this machine cannot listen on `host`:`port` (in use, or not one of its addresses)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP proxy binds it
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from attrnet.core.errors import NotAvailableError
 
-__all__ = ["RaySession", "ray_session", "require_ray"]
+__all__ = ["RaySession", "ray_session", "require_ray", "starts_local_ray"]
 
 
 def require_ray() -> Any:
@@ -22,6 +22,11 @@ def require_ray() -> Any:
     except ImportError:
         raise NotAvailableError("Ray is not installed: pip install 'attrnet[ray]' (ray[data,serve])") from None
     return ray
+
+
+def starts_local_ray(address: str | None) -> bool:
+    """Whether ``ray.init(address)`` starts a new local instance: no address given and no ``RAY_ADDRESS``."""
+    return address is None and not os.environ.get("RAY_ADDRESS")
 
 
 class RaySession:
@@ -41,7 +46,7 @@ def ray_session(address: str | None = None, **init_kwargs: Any) -> Iterator[RayS
     if ray.is_initialized():
         yield RaySession(owned=False, local=False)
         return
-    local = address is None and not os.environ.get("RAY_ADDRESS")
+    local = starts_local_ray(address)
     init_kwargs.setdefault("logging_level", logging.WARNING)
     ray.init(address=address, **init_kwargs)
     try:

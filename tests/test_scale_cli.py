@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from attrnet.cli import main  # noqa: E402
 from attrnet.weights import default_checkpoint  # noqa: E402
 from serve_helpers import write_jpegs  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray 2.60's own (pydantic Field extras)
 PORT = 18766
 
 
@@ -33,6 +35,17 @@ def test_bad_input_exits_2_before_ray_starts(tmp_path, capsys, args, message):
     args = [a.format(ckpt=default_checkpoint(), dir=tmp_path) for a in args]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_a_busy_port_exits_2_before_ray_starts(capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     assert not ray.is_initialized()
 
 
