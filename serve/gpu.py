@@ -113,7 +113,7 @@ class CudaGraphRunner:
     capture and replay run with the runner's device current, on one side
     stream made on that device (left to itself, torch captures on a stream of
     the current device: nothing is recorded, and every replay returns the
-    warm-up's output).
+    output computed for the blank capture input).
     """
 
     def __init__(self, module: nn.Module, batch_sizes: Sequence[int], dtype: torch.dtype | str = torch.float16, *,
