@@ -34,7 +34,8 @@ from attrnet.train.checkpoint import load_model
 from attrnet.export import onnx_graph as xonnx
 from attrnet.export import ort_session
 from attrnet.export import parity, quantize
-from attrnet.export.fold import UnfoldedNet, fold_model
+from attrnet.export.fold import fold_model
+from attrnet.export.runtime import UnfoldedNet
 from attrnet.export.pipeline import unfolded_ops
 from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet

@@ -77,7 +77,7 @@ def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: Fol
     """Ops (ONNX nodes), FLOPs and parameters before and after folding, and the choices."""
     import torch
 
-    from attrnet.export.fold import count_flops
+    from attrnet.export.cost import count_flops
 
     ops_before = unfolded_ops(model, spec)
     ops_after = xonnx.op_counts(graph)
@@ -95,7 +95,7 @@ def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: Fol
 
 def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
     """ONNX node counts of the trained model exported unfolded (same uint8 input and probs output)."""
-    from attrnet.export.fold import UnfoldedNet
+    from attrnet.export.runtime import UnfoldedNet
 
     try:
         with _silenced_fds():
