@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from attrnet.core.errors import InputError, NotAvailableError
-from attrnet.export import onnx_graph as xonnx
+from attrnet.export import onnx_graph
 from attrnet.export import ort_session
-from attrnet.export import parity, quantize, trt_engine as tensorrt, triton
+from attrnet.export import parity, quantize, trt_engine, triton
 from attrnet.export.fold import FoldReport, MixRule, ModeRule, fold_model
 from attrnet.core.fileio import atomic_path, atomic_write_text, check_writable
 from attrnet.core.input_spec import InputSpec
@@ -36,7 +36,7 @@ class ExportOptions:
     trt: bool = False  # with format "triton": put a TensorRT plan in the repository
     data: str | None = None
     calib: Path | None = None
-    batch: tensorrt.BatchProfile = field(default_factory=lambda: tensorrt.parse_batch(tensorrt.DEFAULT_BATCH))
+    batch: trt_engine.BatchProfile = field(default_factory=lambda: trt_engine.parse_batch(trt_engine.DEFAULT_BATCH))
     img_size: tuple[int, int] | None = None
     out: Path | None = None
     logits: bool = False
@@ -45,7 +45,7 @@ class ExportOptions:
     parity_images: int = 64
     calib_images: int = 128
     instance: str = "gpu"
-    workspace: int = tensorrt.DEFAULT_WORKSPACE
+    workspace: int = trt_engine.DEFAULT_WORKSPACE
     timing_cache: Path | None = None
 
 
@@ -69,8 +69,8 @@ def _validate(opts: ExportOptions) -> None:
     needs_trt = opts.format == "engine" or (opts.format == "triton" and opts.trt)
     if needs_trt and opts.precision == "int8-cpu":
         raise InputError("--precision int8-cpu is ONNX Runtime's CPU layout; TensorRT takes --precision int8")
-    if needs_trt and not tensorrt.available():
-        raise NotAvailableError(tensorrt.NOT_INSTALLED)
+    if needs_trt and not trt_engine.available():
+        raise NotAvailableError(trt_engine.NOT_INSTALLED)
 
 
 def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: FoldReport) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def fold_stats(model: Any, folded: Any, graph: Any, spec: InputSpec, report: Fol
     from attrnet.export.cost import count_flops
 
     ops_before = unfolded_ops(model, spec)
-    ops_after = xonnx.op_counts(graph)
+    ops_after = onnx_graph.op_counts(graph)
     return {
         "ops_before": sum(ops_before.values()) if ops_before else None,  # None: does not export unfolded
         "ops_after": sum(ops_after.values()),
@@ -99,10 +99,10 @@ def unfolded_ops(model: Any, spec: InputSpec) -> dict[str, int] | None:
 
     try:
         with _silenced_fds():
-            graph = xonnx.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
+            graph = onnx_graph.trace_to_onnx(UnfoldedNet(copy.deepcopy(model), spec), spec.height, spec.width)
     except Exception:  # noqa: BLE001 - the count is informative only
         return None
-    return xonnx.op_counts(graph)
+    return onnx_graph.op_counts(graph)
 
 
 @contextlib.contextmanager
@@ -155,20 +155,22 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     log(f"folding {checkpoint.name} ({meta.get('arch')}, {model.topology.branch_counts()} branches per stage)")
     folded, report = fold_model(model, spec, mode=opts.mode, mix=opts.mix, with_logits=opts.logits)
     log(report.summary())
-    fp32_graph = xonnx.trace_to_onnx(folded, spec.height, spec.width)
+    fp32_graph = onnx_graph.trace_to_onnx(folded, spec.height, spec.width)
     stats = fold_stats(model, folded, fp32_graph, spec, report)
 
-    source_sha = xonnx.file_sha256(checkpoint)
-    onnx_meta = xonnx.onnx_metadata(meta, source_sha, export={"precision": opts.precision, "opset": xonnx.OPSET})
-    graph = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True) if opts.precision == "fp16" else fp32_graph
+    source_sha = onnx_graph.file_sha256(checkpoint)
+    onnx_meta = onnx_graph.onnx_metadata(meta, source_sha,
+                                         export={"precision": opts.precision, "opset": onnx_graph.OPSET})
+    graph = fp32_graph if opts.precision != "fp16" else \
+        onnx_graph.trace_to_onnx(folded, spec.height, spec.width, half=True)
     cpu_disabled: list[str] = []  # ONNX Runtime optimizers measured slower for this file on the CPU provider
     if opts.precision in quantize.INT8_PRECISIONS:
         log(f"calibrating {opts.precision} on {'--calib ' + str(opts.calib) if opts.calib else opts.data}")
         calib = calibration_images(opts, spec, log)
         graph = quantize.quantize(graph, calib, opts.precision)
         cpu_disabled = onnx_meta["export"]["ort_cpu_disabled_optimizers"] = _tune_ort_cpu(graph, calib, log)
-    xonnx.set_metadata(graph, onnx_meta)
-    xonnx.check(graph)
+    onnx_graph.set_metadata(graph, onnx_meta)
+    onnx_graph.check(graph)
     onnx_bytes = graph.SerializeToString()
 
     images, labels, source, note = parity.parity_inputs(spec, opts.data, opts.parity_images, log)
@@ -193,12 +195,12 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     outputs = ["probs", "logits"] if opts.logits else ["probs"]
     if opts.format == "onnx":
         rep = check({})
-        written = [xonnx.save(graph, out)]
+        written = [onnx_graph.save(graph, out)]
     elif opts.format == "engine" or opts.trt:  # an engine, or a Triton repository holding a plan
         plan, rep = _engine_with_parity(onnx_bytes, opts, spec, out, check)
         if opts.format == "engine":
-            side = tensorrt.sidecar(onnx_meta, opts.precision, opts.batch, spec.height, spec.width, columns,
-                                    outputs, _sha(onnx_bytes), tensorrt.trt_version())
+            side = trt_engine.sidecar(onnx_meta, opts.precision, opts.batch, spec.height, spec.width, columns,
+                                      outputs, _sha(onnx_bytes), trt_engine.trt_version())
             with atomic_path(out) as tmp:
                 tmp.write_bytes(plan)
             sidecar_path = Path(str(out) + ".json")
@@ -246,8 +248,8 @@ def _engine_with_parity(onnx_bytes: bytes, opts: ExportOptions, spec: InputSpec,
     from attrnet.export.trt_runner import EngineRunner
 
     cache = opts.timing_cache or out.parent / "trt.timing.cache"
-    plan = tensorrt.build_engine(onnx_bytes, opts.batch, spec.height, spec.width,
-                                 timing_cache=cache, workspace=opts.workspace)
+    plan = trt_engine.build_engine(onnx_bytes, opts.batch, spec.height, spec.width,
+                                   timing_cache=cache, workspace=opts.workspace)
     runner = EngineRunner(plan)
     rep = check({"tensorrt": runner.run})
     del runner

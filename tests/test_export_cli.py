@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attrnet.cli import main
-from attrnet.export import trt_engine as xtrt
+from attrnet.export import trt_engine
 
 from export_helpers import save_checkpoint
 
@@ -107,7 +107,7 @@ def test_bad_batch_and_size_are_input_errors(ckpt, capsys):
     assert main(["export", str(ckpt), "--img-size", "abc"]) == 2
 
 
-@pytest.mark.skipif(xtrt.available(), reason="TensorRT is installed here")
+@pytest.mark.skipif(trt_engine.available(), reason="TensorRT is installed here")
 def test_engine_without_tensorrt_says_how_to_get_it(ckpt, capsys):
     assert main(["export", str(ckpt), "--trt", "--precision", "fp16"]) == 1
     assert "TensorRT is not installed" in capsys.readouterr().err
