@@ -21,11 +21,24 @@ DEFAULT_BATCH = "1:16:64"
 DEFAULT_WORKSPACE = 1 << 30
 
 
+MAX_BATCH = 65536
+
+
+def _check_range(lo: int, opt: int, hi: int, text: str) -> None:
+    if not 1 <= lo <= opt <= hi <= MAX_BATCH:
+        raise InputError(f"--batch needs 1 <= MIN <= OPT <= MAX, got {text!r}")
+
+
 @dataclass(frozen=True)
 class BatchProfile:
+    """The batch range of input ``images``: the engine's optimisation profile (InputError when not
+    1 <= min <= opt <= max)."""
     min: int
     opt: int
     max: int
+
+    def __post_init__(self) -> None:
+        _check_range(self.min, self.opt, self.max, f"{self.min}:{self.opt}:{self.max}")
 
     def shapes(self, height: int, width: int) -> tuple[tuple[int, ...], ...]:
         """(min, opt, max) shapes of input `images` (uint8 NHWC)."""
@@ -46,10 +59,8 @@ def parse_batch(text: str) -> BatchProfile:
         nums = [1, nums[0], nums[0]]
     if len(nums) != 3:
         raise InputError(f"--batch takes MIN:OPT:MAX or N, got {text!r}")
-    lo, opt, hi = nums
-    if not 1 <= lo <= opt <= hi <= 65536:
-        raise InputError(f"--batch needs 1 <= MIN <= OPT <= MAX, got {text!r}")
-    return BatchProfile(lo, opt, hi)
+    _check_range(*nums, text)
+    return BatchProfile(*nums)
 
 
 def available() -> bool:

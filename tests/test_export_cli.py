@@ -32,6 +32,7 @@ def test_export_writes_best_onnx_and_prints_json(ckpt, capsys):
     stages = doc["fold"]["choices"]["stages"]
     assert [s["branches"] for s in stages] == [2, 3, 4, 5]
     assert "folding best.safetensors" in cap.err and "parity on 16 images" in cap.err
+    assert cap.err.count("no --data given: parity measured on generated images") == 1  # each note once
 
 
 def test_triton_repository(ckpt, tmp_path, capsys):

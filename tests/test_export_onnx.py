@@ -230,3 +230,25 @@ def test_label_decisions_and_accuracy_skip_missing_labels():
     dec = np.zeros_like(truth, dtype=np.int64)  # predicts 0 / class 0 everywhere
     # backpack 1/2 right, age 0/1 right, other attributes unlabelled (ignored)
     assert mean_accuracy(dec, truth) == pytest.approx((0.5 + 0.0) / 2)
+
+
+def test_quantize_and_tune_records_the_measured_choice_for_the_exporter_and_the_benchmarks(ckpt, tmp_path,
+                                                                                           monkeypatch):
+    from attrnet.bench.models import export_onnx
+    from attrnet.export import quantize
+
+    speeds = {"propagation on": 100.0, "propagation off": 250.0}
+    monkeypatch.setattr(quantize, "measure_qdq_propagation",
+                        lambda model, imgs: (["QDQPropagationTransformer"], speeds))
+    folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(market_schema()), market_schema())),
+                           InputSpec(SIZE, SIZE), mode="flops")
+    export_meta: dict = {"precision": "int8"}
+    lines: list[str] = []
+    graph, off = quantize.quantize_and_tune(onnx_graph.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(),
+                                            "int8", export_meta, lines.append)
+    assert off == export_meta["ort_cpu_disabled_optimizers"] == ["QDQPropagationTransformer"]
+    assert onnx_graph.op_counts(graph).get("QuantizeLinear", 0) > 0
+    assert lines == ["ONNX Runtime CPU, one thread: 100 img/s with QDQ propagation, 250 without -> off"]
+    out = tmp_path / "best.int8.onnx"  # the benchmarks' exporter records it through the same function
+    export_onnx(ckpt, "int8", out, calib_images=8)
+    assert onnx_graph.read_metadata(out)["export"]["ort_cpu_disabled_optimizers"] == ["QDQPropagationTransformer"]

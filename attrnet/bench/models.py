@@ -93,10 +93,9 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
     export: dict[str, object] = {"precision": precision, "opset": onnx_graph.OPSET}
     if precision.startswith("int8"):
         from attrnet.export.parity import generated_images
-        from attrnet.export.quantize import load_image_folder, measure_qdq_propagation, quantize
+        from attrnet.export.quantize import load_image_folder, quantize_and_tune
 
         images = load_image_folder(calib, spec) if calib is not None else generated_images(spec, calib_images)
-        proto = quantize(proto, images, precision)
-        export["ort_cpu_disabled_optimizers"] = measure_qdq_propagation(proto, images)[0]
+        proto, _ = quantize_and_tune(proto, images, precision, export)
     onnx_graph.set_metadata(proto, onnx_graph.onnx_metadata(meta, onnx_graph.file_sha256(checkpoint), export=export))
     onnx_graph.save(proto, out)
