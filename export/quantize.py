@@ -3,9 +3,8 @@
 ``int8`` is the TensorRT-ready layout: per-channel symmetric int8 weights and
 symmetric int8 activations (zero point 0), QuantFormat.QDQ. ``int8-cpu``
 (asymmetric uint8 activations, the layout ONNX Runtime's CPU kernels are
-usually fastest with) is kept for measurements only: `attrnet export` does
-not offer it, because on the CPU measured (AVX-512 VNNI) it was at most 1.06x
-faster than ``int8`` (benchmarks/EXPORT_RESULTS.md).
+tuned for) is for ONNX Runtime on CPU only: TensorRT refuses it
+(docs/export.md, Files, has the measured speeds of both).
 
 Calibration images are uint8 ``[M, H, W, 3]`` arrays fed through the graph's
 own `images` input, so the preprocessing inside the graph is calibrated too.

@@ -16,6 +16,9 @@ from typing import Any
 from attrnet.core.errors import AttrnetError, InputError, NotAvailableError
 from attrnet.core.fileio import atomic_write_bytes
 
+__all__ = ["DEFAULT_BATCH", "DEFAULT_WORKSPACE", "MAX_BATCH", "NOT_INSTALLED", "BatchProfile", "available",
+           "build_engine", "parse_batch", "sidecar", "trt_version"]
+
 NOT_INSTALLED = "TensorRT is not installed (pip install attrnet[trt] on a machine with an NVIDIA GPU)"
 DEFAULT_BATCH = "1:16:64"
 DEFAULT_WORKSPACE = 1 << 30
