@@ -26,7 +26,7 @@ from attrnet.export import onnx_graph, ort_session, parity, quantize, trt_engine
 from attrnet.export.fold import FoldReport, MixRule, ModeRule, fold_model
 
 __all__ = ["FOLD_MODES", "FORMATS", "INSTANCES", "MIX_RULES", "PRECISIONS", "ExportOptions", "calibration_images",
-           "default_output", "export_checkpoint", "fold_stats", "unfolded_ops"]
+           "default_output", "default_timing_cache", "export_checkpoint", "fold_stats", "unfolded_ops"]
 
 FORMATS = ("onnx", "engine", "triton")
 PRECISIONS = ("fp32", "fp16", *quantize.INT8_PRECISIONS)
@@ -58,7 +58,7 @@ class ExportOptions:
     calib_images: int = 128
     instance: str = "gpu"
     workspace: int = trt_engine.DEFAULT_WORKSPACE
-    timing_cache: Path | None = None
+    timing_cache: Path | None = None  # None: default_timing_cache(output)
 
     def __post_init__(self) -> None:
         if isinstance(self.batch, (str, int)):
@@ -77,6 +77,12 @@ def default_output(checkpoint: Path, opts: ExportOptions) -> Path:
     return where / (f"{stem}.onnx" if opts.precision == "fp32" else f"{stem}.{opts.precision}.onnx")
 
 
+def default_timing_cache(out: Path) -> Path:
+    """The TensorRT timing cache of one export, ``<output>.timing.cache`` beside the engine (or beside the
+    Triton repository folder): rebuilding that output reuses it, unrelated builds never share one."""
+    return out.parent / f"{out.name}.timing.cache"
+
+
 def _validate(opts: ExportOptions) -> None:
     """InputError (naming the command line's flag) for the first bad option; NotAvailableError when an
     engine is asked for and TensorRT is not installed."""
@@ -92,6 +98,9 @@ def _validate(opts: ExportOptions) -> None:
     needs_trt = opts.format == "engine" or (opts.format == "triton" and opts.trt)
     if needs_trt and opts.precision == "int8-cpu":
         raise InputError("--precision int8-cpu is ONNX Runtime's CPU layout; TensorRT takes --precision int8")
+    if opts.format == "triton" and opts.trt and opts.batch.min > 1:
+        raise InputError(f"--format triton --trt needs --batch MIN 1: Triton sends the plan batches down to 1, "
+                         f"below the profile's minimum {opts.batch.min}")
     if needs_trt and not trt_engine.available():
         raise NotAvailableError(trt_engine.NOT_INSTALLED)
 
@@ -198,7 +207,7 @@ def export_checkpoint(checkpoint: str | Path, opts: ExportOptions,
     onnx_graph.check(graph)
 
     check = _parity_check(model, folded, graph, cpu_disabled, spec, meta, opts, log)
-    written, rep = _write(out, graph, onnx_meta, opts, spec, model.schema.num_columns, check)
+    written, rep = _write(out, graph, onnx_meta, opts, spec, model.schema.num_columns, check, log)
     for p in written:
         log(f"wrote {p}")
     return {"checkpoint": str(checkpoint), "format": opts.format, "precision": opts.precision,
@@ -257,7 +266,7 @@ def _parity_check(model: Any, folded: Any, graph: Any, cpu_disabled: list[str], 
 
 
 def _write(out: Path, graph: Any, onnx_meta: dict[str, Any], opts: ExportOptions, spec: InputSpec, columns: int,
-           check: Check) -> tuple[list[Path], parity.ParityReport]:
+           check: Check, log: Callable[[str], None]) -> tuple[list[Path], parity.ParityReport]:
     """Check parity (on the engine too when one is built), then write the files; returns their paths."""
     if opts.format == "onnx":
         rep = check({})
@@ -266,7 +275,7 @@ def _write(out: Path, graph: Any, onnx_meta: dict[str, Any], opts: ExportOptions
     if not opts.trt and opts.format == "triton":
         rep = check({})
         return _write_triton(out, "onnx", onnx_bytes, opts, spec, columns), rep
-    plan, rep = _engine_with_parity(onnx_bytes, opts, spec, out, check)
+    plan, rep = _engine_with_parity(onnx_bytes, opts, spec, out, check, log)
     if opts.format == "triton":
         return _write_triton(out, "plan", plan, opts, spec, columns), rep
     outputs = ["probs", "logits"] if opts.logits else ["probs"]
@@ -279,14 +288,14 @@ def _write(out: Path, graph: Any, onnx_meta: dict[str, Any], opts: ExportOptions
     return [out, sidecar_path], rep
 
 
-def _engine_with_parity(onnx_bytes: bytes, opts: ExportOptions, spec: InputSpec, out: Path,
-                        check: Check) -> tuple[bytes, parity.ParityReport]:
-    """Build the plan, then check TensorRT's outputs too."""
+def _engine_with_parity(onnx_bytes: bytes, opts: ExportOptions, spec: InputSpec, out: Path, check: Check,
+                        log: Callable[[str], None]) -> tuple[bytes, parity.ParityReport]:
+    """Build the plan (TF32 allowed for fp16 and int8 files only), then check TensorRT's outputs too."""
     from attrnet.export.trt_runner import EngineRunner
 
     plan = trt_engine.build_engine(onnx_bytes, opts.batch, spec.height, spec.width,
-                                   timing_cache=opts.timing_cache or out.parent / "trt.timing.cache",
-                                   workspace=opts.workspace)
+                                   timing_cache=opts.timing_cache or default_timing_cache(out),
+                                   workspace=opts.workspace, tf32=opts.precision != "fp32", log=log)
     runner = EngineRunner(plan)
     rep = check({"tensorrt": runner.run})
     del runner

@@ -113,4 +113,4 @@ def test_export_engine_end_to_end(tmp_path, capsys):
     assert [r["name"] for r in doc["parity"]["runners"]] == ["folded", "onnxruntime", "tensorrt"]
     side = json.loads((tmp_path / "best.fp16.engine.json").read_text())
     assert side["engine"]["batch"] == {"min": 1, "opt": 4, "max": 8}
-    assert (tmp_path / "trt.timing.cache").stat().st_size > 0
+    assert (tmp_path / "best.fp16.engine.timing.cache").stat().st_size > 0  # one cache per output
