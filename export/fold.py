@@ -4,21 +4,16 @@ What folding does (docs/architecture.md, Folding; docs/export.md, What folding d
 
 - BatchNorm is folded into the conv before it.
 - Every stage of the branch tree becomes one op over all its branches, in one
-  of three equivalent forms: ``grouped`` (a channel gather where a parent has
-  several children, then a conv with one group per branch), ``parent`` (a conv
-  with one group per parent branch, no gather; only when siblings are
-  contiguous and every parent has as many children) or ``dense`` (one conv
-  over all parent channels whose weight is block-sparse). All candidates are
-  timed on the stage's real input shape and the fastest is kept.
+  of three equivalent forms: ``grouped`` (channel gather, one conv group per
+  branch), ``parent`` (one group per parent, no gather; siblings contiguous,
+  equal fan-out) or ``dense`` (one conv with a block-sparse weight); the
+  fastest on the stage's real input shape is kept.
 - A first fully connected stage absorbs the adaptive average pool (a fixed
   linear map at the export size) into its weight.
-- A cross-stitch unit is linear, so it is folded into the next stage's weights
-  (that stage then reads every column: K times its FLOPs) or kept as one 1x1
-  conv over the K columns, whichever costs fewer FLOPs.
-- All heads become one matmul producing ``[N, C]``; sigmoid for binary columns
-  and softmax per categorical group follow inside the module.
-- Input is uint8 ``[N, H, W, 3]`` RGB: cast, layout change and mean/std
-  normalisation happen inside the module.
+- A cross-stitch unit is linear: it is folded into the next stage's weights
+  (which then read every column) or kept, whichever costs fewer FLOPs.
+- All heads become one matmul producing ``[N, C]``, then the output activations.
+- Input is uint8 ``[N, H, W, 3]`` RGB, normalised inside the module.
 
 `fold_model(model, spec)` returns the module and a `FoldReport` of the choices.
 The modules are in `attrnet.export.runtime`, FLOP counts and timing in
