@@ -1,36 +1,48 @@
-"""`--method NAME` -> the Method subclass that builds and hooks into training."""
+"""`--method NAME` -> the Method that builds the architecture and hooks into training."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import Any, Callable
 
-from attrnet.core.errors import AttrnetError, InputError
+from attrnet.core.errors import InputError
 from attrnet.train.method import Method
 
-METHODS: dict[str, tuple[str, str]] = {
-    "shared": ("attrnet.train.method", "Method"),
-    "independent": ("attrnet.methods.independent", "IndependentMethod"),
-    "fafs": ("attrnet.methods.fafs", "FAFSMethod"),
-    "cross-stitch": ("attrnet.methods.cross_stitch", "CrossStitchMethod"),
+__all__ = ["METHODS", "make_method", "method_class"]
+
+
+def _independent() -> type[Method]:
+    from attrnet.methods.independent import IndependentMethod
+
+    return IndependentMethod
+
+
+def _fafs() -> type[Method]:
+    from attrnet.methods.fafs import FAFSMethod
+
+    return FAFSMethod
+
+
+def _cross_stitch() -> type[Method]:
+    from attrnet.methods.cross_stitch import CrossStitchMethod
+
+    return CrossStitchMethod
+
+
+# name -> loader of its class (imported when asked for, so `--method shared` loads no method code)
+METHODS: dict[str, Callable[[], type[Method]]] = {
+    "shared": lambda: Method,
+    "independent": _independent,
+    "fafs": _fafs,
+    "cross-stitch": _cross_stitch,
 }
 
 
 def method_class(name: str) -> type[Method]:
-    """The class registered for `name`, imported on demand."""
+    """The class registered for `name`."""
     try:
-        module_name, cls_name = METHODS[name]
+        load = METHODS[name]
     except KeyError:
         raise InputError(f"unknown method {name!r} (choose from {', '.join(METHODS)})") from None
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise AttrnetError(f"method {name!r} is not available yet ({module_name} is not installed)") from None
-    cls = getattr(module, cls_name, None)
-    if cls is None:
-        raise AttrnetError(f"method {name!r} is not available yet ({module_name}.{cls_name} is missing)")
-    return cls
+    return load()
 
 
 def make_method(name: str, options: dict[str, Any] | None = None) -> Method:
