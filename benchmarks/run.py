@@ -395,7 +395,7 @@ def train_markdown(rows: list[dict[str, Any]], baseline_mb: float | None = None)
 
 # ---------------------------------------------------------------- goals
 
-LIBMTL_CS40_IMAGES_PER_S = 5.0  # DESIGN.md §8: LibMTL 1.1.5 cross-stitch, 40 tasks, 2-core CPU
+LIBMTL_CS40_IMAGES_PER_S = 5.0  # LibMTL 1.1.5 cross-stitch, 40 tasks, 2-core CPU
 LIBMTL_CS40_RAM_MB = 20 * 1024
 LIBMTL_SHARED_IMAGES_PER_S = 295.0  # its plain shared loop on the same small encoder
 
@@ -497,7 +497,7 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
              "Command: `python benchmarks/run.py --suite " + suite + " --out ...`.", ""]
     lines += [load_sentence(load, os.cpu_count() or 1), ""]
     titles = {"inference": "Inference (model-only: uint8 batch in host memory -> probabilities)",
-              "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency (DESIGN.md §8)",
+              "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency",
               "train": "Training speed (in-memory batches, tiny backbone at 64x64, 40 CelebA attributes) "
                        "and peak memory"}
     if "goals" in parts:
