@@ -53,6 +53,36 @@ with open(os.path.join(log, f"rank{rank}.json"), "w") as f:
     json.dump({"digests": probe.digests, "orders": orders, "log_var": t.weighting.log_var.tolist()}, f)
 '''
 
+NAN_WORKER = r'''
+import os, sys
+import torch
+torch.set_num_threads(1)
+import attrnet.train.losses as losses_module
+from attrnet.core.errors import AttrnetError
+from attrnet.methods import train
+from attrnet.train.config import TrainConfig
+
+rank = int(os.environ["RANK"])
+data, out, log = sys.argv[1], sys.argv[2], sys.argv[3]
+forward, calls = losses_module.AttributeLoss.forward, [0]
+
+def poisoned(self, logits, labels):
+    """Rank 1's third training batch gets NaN losses."""
+    losses, mask = forward(self, logits, labels)
+    calls[0] += 1
+    return (losses * float("nan"), mask) if rank == 1 and calls[0] == 3 else (losses, mask)
+
+losses_module.AttributeLoss.forward = poisoned
+try:
+    train(TrainConfig(data=data, out=out, epochs=2, batch_size=8, lr=3e-3, img_size=(32, 32), workers=0,
+                      log_every=1000, warmup_epochs=0))
+except AttrnetError as exc:
+    with open(os.path.join(log, f"rank{rank}.err"), "w") as f:
+        f.write(str(exc))
+    sys.exit(1)
+'''
+
+
 def torchrun(tmp_path, worker: str, timeout: float) -> tuple[subprocess.CompletedProcess, object, object]:
     """Run `worker` as 2 gloo processes on 100 synthetic images; kill the whole group on timeout."""
     from attrnet.data.synth import generate
@@ -92,3 +122,12 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert (out / "best.safetensors").is_file() and (out / "last.safetensors").is_file()
     assert "2 processes" in proc.stderr
 
+
+def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    proc, out, log = torchrun(tmp_path, NAN_WORKER, timeout=180)
+    assert proc.returncode != 0
+    errors = [(log / f"rank{r}.err").read_text() if (log / f"rank{r}.err").exists() else None for r in (0, 1)]
+    assert errors[0] is not None and errors[0] == errors[1], (errors, proc.stderr[-3000:])
+    assert len(errors[0].splitlines()) == 1
+    assert "the training loss is nan on rank 1 at epoch 1 step 3" in errors[0]
+    assert not (out / "last.safetensors").exists()  # stopped in the first epoch, before any checkpoint

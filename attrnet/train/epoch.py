@@ -1,12 +1,13 @@
 """One training epoch's bookkeeping: running sums, throughput, the end-of-epoch line, and the reasons to stop.
 
-A run stops with one line when the training loss is not
+A run stops with one line, on every rank alike, when the training loss is not
 finite (before the step is taken), when the weights are not finite at the end
 of an epoch, or when more than ``--max-bad-fraction`` of an epoch's images
 could not be used. The last checkpoint (the previous epoch's) stays.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 
 from attrnet.core.errors import AttrnetError
 
-__all__ = ["EpochStats", "check_skipped", "stop_non_finite", "summary_line"]
+__all__ = ["EpochStats", "check_skipped", "loss_problem", "stop_non_finite", "summary_line"]
 
 
 @dataclass
@@ -65,6 +66,16 @@ class EpochStats:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def loss_problem(losses_by_rank: list[float]) -> str | None:
+    """None when the training loss is finite on every rank, else what is wrong (the same text on every rank)."""
+    bad = [(rank, value) for rank, value in enumerate(losses_by_rank) if not math.isfinite(value)]
+    if not bad:
+        return None
+    if len(losses_by_rank) == 1:
+        return f"the training loss is {bad[0][1]}"
+    return "the training loss is " + ", ".join(f"{value} on rank {rank}" for rank, value in bad)
 
 
 def stop_non_finite(what: str, epoch: int, step: int, last: Path) -> NoReturn:

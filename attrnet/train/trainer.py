@@ -28,7 +28,7 @@ from attrnet.train import distributed as dd
 from attrnet.train.amp import Amp, LossForward
 from attrnet.train.config import TrainConfig
 from attrnet.train.data import EpochSampler, TrainView, batches_per_epoch, make_loader, skipped_rows
-from attrnet.train.epoch import EpochStats, check_skipped, stop_non_finite, summary_line
+from attrnet.train.epoch import EpochStats, check_skipped, loss_problem, stop_non_finite, summary_line
 from attrnet.train.host_memory import keep_freed_memory
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
 from attrnet.train.method import Method, TrainContext
@@ -211,9 +211,10 @@ class Trainer:
         return lr
 
     def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
-        """Never step on a NaN/Inf loss (one scalar sync per step)."""
-        if not torch.isfinite(loss):
-            stop_non_finite(f"the training loss is {float(loss.detach())}", epoch, step, self.out / "last.safetensors")
+        """Never step on a NaN/Inf loss; every rank learns of any rank's (one small sync per step)."""
+        problem = loss_problem(dd.per_rank(loss.detach(), self.dist).tolist())
+        if problem is not None:
+            stop_non_finite(problem, epoch, step, self.out / "last.safetensors")
 
     def _after_step(self, stats: EpochStats, epoch: int, lr: float) -> None:
         cfg = self.config
