@@ -19,6 +19,8 @@ __all__ = ["Splits", "hold_out", "load_splits"]
 
 @dataclass
 class Splits:
+    """The dataset's schema, its training split and its validation split (None without one)."""
+
     schema: Schema
     train: AttributeDataset
     val: AttributeDataset | None
