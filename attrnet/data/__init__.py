@@ -79,8 +79,6 @@ def open_dataset(
 
     `reduce_to` (the model input size) allows reduced-size JPEG decoding, see `AttributeDataset`.
     """
-    if split not in SPLITS:
-        raise InputError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     return load_index(spec, allow_outside=allow_outside).subset(split, transform, reduce_to)
 
 
