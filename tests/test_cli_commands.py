@@ -225,3 +225,53 @@ def test_read_state_dict_never_passes_on_torch_advice(tmp_path, recwarn):
             read_state_dict(bad)
         assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
     assert not [w for w in recwarn if "pickle" in str(w.message)]
+
+
+# ---------------------------------------------------------------- Python callers get the same checks
+
+def test_train_config_from_options_and_its_checks(tmp_path):
+    from attrnet.core.errors import InputError
+    from attrnet.core.topology import shared
+    from attrnet.models.backbones import backbone
+    from attrnet.train.config import TrainConfig
+
+    plan = tmp_path / "plan.json"
+    shared("resnet18", backbone("resnet18").widths, ["a"]).save(plan)
+    cfg = TrainConfig.from_options("celeba:x", "out", topology=str(plan), preset="duke", img_size=(96, 48),
+                                   epochs=None, columns=None)
+    assert cfg.arch == "resnet18" and cfg.img_size == (96, 48) and cfg.best_metric == "mA" and cfg.epochs == 10
+    assert cfg.method_options == {"columns": None}
+    with pytest.raises(InputError, match="the topology is for resnet18, --arch says tiny"):
+        TrainConfig(data="celeba:x", out="out", topology=str(plan))
+    with pytest.raises(InputError, match="unknown arch 'alexnet'"):
+        TrainConfig.from_options("celeba:x", "out", arch="alexnet")
+    with pytest.raises(InputError, match="unknown preset 'imagenet'"):
+        TrainConfig.from_options("celeba:x", "out", preset="imagenet")
+
+
+def test_methods_refuse_options_they_do_not_read():
+    from attrnet.core.errors import InputError
+    from attrnet.methods.registry import make_method
+
+    assert make_method("shared", {"columns": None}).name == "shared"
+    with pytest.raises(InputError, match="--somp-from applies to --method fafs, not to --method cross-stitch"):
+        make_method("cross-stitch", {"somp_from": "wide.pth"})
+
+
+@pytest.mark.parametrize("kwargs, message", [({"backends": ["tvm"]}, "--backends: unknown value 'tvm'"),
+                                             ({"modes": []}, "--mode needs at least one value"),
+                                             ({"batch_sizes": [0]}, "--batch-sizes must be within 1..65536")])
+def test_bench_config_checks_its_values(kwargs, message):
+    from attrnet.bench.runner import BenchConfig
+    from attrnet.core.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        BenchConfig(**kwargs)
+
+
+def test_evaluate_checks_batch_size(celeba):
+    from attrnet.core.errors import InputError
+    from attrnet.evaluate import evaluate
+
+    with pytest.raises(InputError, match="--batch-size must be >= 1, got 0"):
+        evaluate(default_onnx(), f"celeba:{celeba}", batch_size=0)
