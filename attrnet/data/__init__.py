@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from attrnet.data.index import SPLITS, Index
+from attrnet.data.index import Index
 from attrnet.core.errors import InputError
 
 if TYPE_CHECKING:
