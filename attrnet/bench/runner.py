@@ -12,8 +12,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import time
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -206,7 +205,7 @@ def benchmark(model: str | Path | None, cfg: BenchConfig, *, img_size: tuple[int
 
             log(f"benchmark: writing {GENERATED_JPEGS} generated 640x480 JPEGs for end-to-end rows")
             files = write_jpegs(work / "jpegs", GENERATED_JPEGS)
-        run_cfg = dataclasses.replace(cfg, images=files)
+        run_cfg = replace(cfg, images=files)
         return path, run_benchmark(path, run_cfg, work, log=log)
 
 

@@ -29,7 +29,8 @@ def benchmark(
     *,
     model: Annotated[Optional[Path], typer.Option("--model", help="Checkpoint (.safetensors) or exported model; "
                                                   "default: the shipped model.")] = None,
-    backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends.")] = "torch,onnxruntime,tensorrt",
+    backends: Annotated[str, typer.Option("--backends", help="Comma-separated backends."
+                                          )] = "torch,onnxruntime,tensorrt",
     precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32, fp16, bf16, int8, "
                                            "int8-cpu.")] = "fp32,fp16,int8",
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", help="Comma-separated batch sizes.")] = "1,8,32,128",

@@ -71,5 +71,6 @@ def _table(doc: dict[str, Any], binary: list[bool]) -> str:
     lines.append(f"{'column':<{width}}  {'kind':<11}  positive rate")
     for col, kind in zip(doc["outputs"], binary):
         rate = doc["positive_rate"][col]
-        lines.append(f"{col:<{width}}  {'binary' if kind else 'categorical':<11}  {'-' if rate is None else f'{rate:.3f}'}")
+        shown = "-" if rate is None else f"{rate:.3f}"
+        lines.append(f"{col:<{width}}  {'binary' if kind else 'categorical':<11}  {shown}")
     return "\n".join(lines)

@@ -20,8 +20,8 @@ def export(
     precision: Annotated[str, typer.Option("--precision", help="fp32 | fp16 | int8 (QDQ, symmetric, statically "
                                            "calibrated; TensorRT and ONNX Runtime) | int8-cpu (uint8 activations; "
                                            "ONNX Runtime CPU only).")] = "fp32",
-    data: Annotated[Optional[str], typer.Option("--data", help="Dataset FORMAT:PATH: parity on its val (else "
-                                                "test) split; int8 calibrates on its train split unless --calib.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Dataset FORMAT:PATH: parity on its val (else test) "
+                                                "split; int8 calibrates on its train split unless --calib.")] = None,
     calib: Annotated[Optional[Path], typer.Option("--calib", help="Folder of images to calibrate int8 on.")] = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch range MIN:OPT:MAX (TensorRT profile, Triton "
                                        "max_batch_size and preferred sizes).")] = "1:16:64",

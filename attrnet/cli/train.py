@@ -14,52 +14,89 @@ _METHOD = "Method options"
 
 def train(
     *,
-    data: Annotated[str, typer.Option("--data", help="Dataset FORMAT:PATH (celeba, market, duke, deepfashion, folder).")],
-    out: Annotated[str, typer.Option("--out", help="Run directory (best/last checkpoints, metrics.jsonl, config.json).")],
-    arch: Annotated[Optional[str], typer.Option("--arch", help="tiny | vgg16 | vgg16-thin | resnet18 | resnet50 (default: tiny).")] = None,
+    data: Annotated[str, typer.Option("--data", help="Dataset FORMAT:PATH (celeba, market, duke, deepfashion, "
+                                                     "folder).")],
+    out: Annotated[str, typer.Option("--out", help="Run directory (best/last checkpoints, metrics.jsonl, "
+                                                   "config.json).")],
+    arch: Annotated[Optional[str], typer.Option("--arch", help="tiny | vgg16 | vgg16-thin | resnet18 | resnet50 "
+                                                               "(default: tiny).")] = None,
     method: Annotated[str, typer.Option("--method", help="shared | independent | fafs | cross-stitch.")] = "shared",
     weighting: Annotated[str, typer.Option("--weighting", help="equal | awmt | uncertainty | dwa.")] = "equal",
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per step (per process under torchrun).")] = 32,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (after warm-up).")] = 1e-3,
-    img_size: Annotated[Optional[str], typer.Option("--img-size", help="Input size S or HxW (default: 64, or the preset's).")] = None,
-    preset: Annotated[Optional[str], typer.Option("--preset", help="celeba | market | duke: the paper's input size, threshold objective and best metric.")] = None,
-    topology: Annotated[Optional[str], typer.Option("--topology", help="Train this topology plan (JSON) instead of the method's.")] = None,
-    init_from: Annotated[Optional[str], typer.Option("--init-from", help="Start from a checkpoint's weights (replicated into every branch).")] = None,
-    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Backbone weights: a file (torchvision state dict) or 'imagenet'.")] = None,
+    img_size: Annotated[Optional[str], typer.Option("--img-size", help="Input size S or HxW (default: 64, or the "
+                                                                       "preset's).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="celeba | market | duke: the paper's input size, "
+                                                                   "threshold objective and best metric.")] = None,
+    topology: Annotated[Optional[str], typer.Option("--topology", help="Train this topology plan (JSON) instead of "
+                                                                       "the method's.")] = None,
+    init_from: Annotated[Optional[str], typer.Option("--init-from", help="Start from a checkpoint's weights "
+                                                                         "(replicated into every branch).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Backbone weights: a file (torchvision "
+                                                                           "state dict) or 'imagenet'.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.safetensors.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (data order, augmentation, init).")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 2,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
-    threshold_objective: Annotated[Optional[str], typer.Option("--threshold-objective", help="accuracy | balanced (default: accuracy).")] = None,
-    pos_weight: Annotated[str, typer.Option("--pos-weight", help="none | ratio | deepmar positive-class weighting.")] = "none",
-    best_metric: Annotated[Optional[str], typer.Option("--best-metric", help="mean_accuracy | mA | instance_f1 | val_loss (default: mean_accuracy).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's "
+                                                                     "choice).")] = None,
+    threshold_objective: Annotated[Optional[str], typer.Option("--threshold-objective", help="accuracy | balanced "
+                                                                                             "(default: "
+                                                                                             "accuracy).")] = None,
+    pos_weight: Annotated[str, typer.Option("--pos-weight", help="none | ratio | deepmar positive-class "
+                                                                 "weighting.")] = "none",
+    best_metric: Annotated[Optional[str], typer.Option("--best-metric", help="mean_accuracy | mA | instance_f1 | "
+                                                                             "val_loss (default: "
+                                                                             "mean_accuracy).")] = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adamw | sgd (momentum 0.9, Nesterov).")] = "adamw",
-    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="[default: 0.01 adamw, 5e-4 sgd].")] = None,
-    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs", help="Linear warm-up length before the cosine decay.")] = 1.0,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Horizontal flip and small random crops.")] = True,
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on GPU (bf16 where supported, else fp16).")] = True,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", help="[default: 0.01 adamw, 5e-4 "
+                                                                                 "sgd].")] = None,
+    warmup_epochs: Annotated[float, typer.Option("--warmup-epochs", help="Linear warm-up length before the cosine "
+                                                                         "decay.")] = 1.0,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Horizontal flip and small random "
+                                                                         "crops.")] = True,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on GPU (bf16 where supported, else "
+                                                             "fp16).")] = True,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
-    val_every: Annotated[Optional[int], typer.Option("--val-every", help="Also validate every N steps (on --val-batches batches) for the method's after_validation.")] = None,
+    val_every: Annotated[Optional[int], typer.Option("--val-every", help="Also validate every N steps (on "
+                                                                         "--val-batches batches) for the method's "
+                                                                         "after_validation.")] = None,
     val_batches: Annotated[int, typer.Option("--val-batches", help="Batches per --val-every validation.")] = 20,
-    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Hold out this fraction of train for validation when the dataset has no val split (0: none).")] = 0.1,
-    max_bad_fraction: Annotated[float, typer.Option("--max-bad-fraction", help="Unreadable images are skipped; stop when more than this fraction of an epoch's images are.")] = 0.01,
-    awmt_k: Annotated[int, typer.Option("--awmt-k", help="AWMT: update the weights every k steps from two k-step windows.")] = 100,
-    awmt_val_batch: Annotated[Optional[int], typer.Option("--awmt-val-batch", help="AWMT: validation images per step (default: --batch-size).")] = None,
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Hold out this fraction of train for "
+                                                                       "validation when the dataset has no val split "
+                                                                       "(0: none).")] = 0.1,
+    max_bad_fraction: Annotated[float, typer.Option("--max-bad-fraction", help="Unreadable images are skipped; stop "
+                                                                               "when more than this fraction of an "
+                                                                               "epoch's images are.")] = 0.01,
+    awmt_k: Annotated[int, typer.Option("--awmt-k", help="AWMT: update the weights every k steps from two k-step "
+                                                         "windows.")] = 100,
+    awmt_val_batch: Annotated[Optional[int], typer.Option("--awmt-val-batch", help="AWMT: validation images per step "
+                                                                                   "(default: --batch-size).")] = None,
     log_every: Annotated[int, typer.Option("--log-every", help="Progress line every N steps.")] = 50,
     allow_outside: Annotated[bool, typer.Option("--allow-outside", help=ALLOW_OUTSIDE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
-    somp_from: Annotated[Optional[str], typer.Option("--somp-from", help="FAFS: wide network to thin by SOMP.", rich_help_panel=_METHOD)] = None,
-    alpha: Annotated[Optional[float], typer.Option("--alpha", help="FAFS: weight of the separation cost.", rich_help_panel=_METHOD)] = None,
-    branch_cost: Annotated[Optional[float], typer.Option("--branch-cost", help="FAFS: L0, cost of one more branch.", rich_help_panel=_METHOD)] = None,
-    max_stall: Annotated[Optional[int], typer.Option("--max-stall", help="FAFS: steps without val improvement before widening.", rich_help_panel=_METHOD)] = None,
-    max_branches: Annotated[Optional[int], typer.Option("--max-branches", help="FAFS: most branches per layer.", rich_help_panel=_METHOD)] = None,
-    affinity: Annotated[Optional[str], typer.Option("--affinity", help="FAFS: loss | error.", rich_help_panel=_METHOD)] = None,
-    columns: Annotated[Optional[str], typer.Option("--columns", help="independent/cross-stitch: groups.json or per-attribute.", rich_help_panel=_METHOD)] = None,
-    alpha_granularity: Annotated[Optional[str], typer.Option("--alpha-granularity", help="cross-stitch: channel | scalar.", rich_help_panel=_METHOD)] = None,
-    alpha_lr_mult: Annotated[Optional[float], typer.Option("--alpha-lr-mult", help="cross-stitch: alpha learning-rate multiplier.", rich_help_panel=_METHOD)] = None,
-    column_pretrain_epochs: Annotated[Optional[int], typer.Option("--column-pretrain-epochs", help="cross-stitch: per-column pretraining epochs.", rich_help_panel=_METHOD)] = None,
+    somp_from: Annotated[Optional[str], typer.Option(
+        "--somp-from", rich_help_panel=_METHOD, help="FAFS: wide network to thin by SOMP.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(
+        "--alpha", rich_help_panel=_METHOD, help="FAFS: weight of the separation cost.")] = None,
+    branch_cost: Annotated[Optional[float], typer.Option(
+        "--branch-cost", rich_help_panel=_METHOD, help="FAFS: L0, cost of one more branch.")] = None,
+    max_stall: Annotated[Optional[int], typer.Option(
+        "--max-stall", rich_help_panel=_METHOD, help="FAFS: steps without val improvement before widening.")] = None,
+    max_branches: Annotated[Optional[int], typer.Option(
+        "--max-branches", rich_help_panel=_METHOD, help="FAFS: most branches per layer.")] = None,
+    affinity: Annotated[Optional[str], typer.Option(
+        "--affinity", rich_help_panel=_METHOD, help="FAFS: loss | error.")] = None,
+    columns: Annotated[Optional[str], typer.Option(
+        "--columns", rich_help_panel=_METHOD, help="independent/cross-stitch: groups.json or per-attribute.")] = None,
+    alpha_granularity: Annotated[Optional[str], typer.Option(
+        "--alpha-granularity", rich_help_panel=_METHOD, help="cross-stitch: channel | scalar.")] = None,
+    alpha_lr_mult: Annotated[Optional[float], typer.Option(
+        "--alpha-lr-mult", rich_help_panel=_METHOD, help="cross-stitch: alpha learning-rate multiplier.")] = None,
+    column_pretrain_epochs: Annotated[Optional[int], typer.Option(
+        "--column-pretrain-epochs", rich_help_panel=_METHOD,
+        help="cross-stitch: per-column pretraining epochs.")] = None,
 ) -> None:
     """Train a multi-task attribute model and write a run directory."""
     permit_outside_paths(allow_outside)

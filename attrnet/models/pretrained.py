@@ -122,8 +122,8 @@ def load_pretrained(model: "MultiTaskNet", source: str) -> int:
     if arch not in PRETRAINABLE:
         trunk_tensors(arch, {})
     path = Path(source).expanduser()
-    state = read_state_dict(path, "pretrained weights file") if (path.exists() or path.suffix in (".pth", ".pt", ".safetensors")) \
-        else _from_enum(arch, source)
+    is_file = path.exists() or path.suffix in (".pth", ".pt", ".safetensors")
+    state = read_state_dict(path, "pretrained weights file") if is_file else _from_enum(arch, source)
     tensors = trunk_tensors(arch, state)
     if not tensors:
         raise InputError(f"no {arch} backbone weights found in {source}", source)
