@@ -150,8 +150,6 @@ def test_export_passes_each_library_note_through_once(monkeypatch, tmp_path, cap
     assert out.strip() == str(tmp_path / "m.onnx")
 
 
-@pytest.mark.xfail(strict=True, reason="export/ logs the note twice (pipeline and parity report); "
-                   "being fixed in export/ on another branch: remove this mark when that lands")
 def test_export_without_data_notes_generated_parity_images_once(tmp_path, capsys):
     from attrnet.weights import default_checkpoint
 

@@ -44,24 +44,11 @@ def export(
 ) -> None:
     """Fold a trained model into one static graph and export it, checking parity first."""
     permit_outside_paths(allow_outside)
-    from attrnet.core.errors import InputError
-    from attrnet.core.input_spec import parse_img_size
     from attrnet.export.pipeline import ExportOptions, export_checkpoint
-    from attrnet.export.trt_engine import parse_batch
 
-    # These checks belong to export_checkpoint (moving into export/pipeline.py); drop them here once they are there.
-    if fold_mode not in ("measure", "flops", "grouped", "dense"):
-        raise InputError(f"unknown --fold-mode {fold_mode!r} (measure, flops, grouped or dense)")
-    if mix not in ("flops", "fold", "keep"):
-        raise InputError(f"unknown --mix {mix!r} (flops, fold or keep)")
-    if instance not in ("gpu", "cpu"):
-        raise InputError(f"unknown --instance {instance!r} (gpu or cpu)")
-    if parity_images < 1 or workspace_mib < 1:
-        raise InputError("--parity-images and --workspace must be positive")
     opts = ExportOptions(
-        format=fmt, precision=precision, trt=trt, data=data, calib=calib, batch=parse_batch(batch),
-        img_size=parse_img_size(img_size) if img_size else None, out=out, logits=logits,
-        mode=fold_mode, mix=mix, parity_images=parity_images, instance=instance,  # type: ignore[arg-type]
+        format=fmt, precision=precision, trt=trt, data=data, calib=calib, batch=batch, img_size=img_size, out=out,
+        logits=logits, mode=fold_mode, mix=mix, parity_images=parity_images, instance=instance,  # type: ignore[arg-type]
         workspace=workspace_mib << 20, timing_cache=timing_cache,
     )
     summary = export_checkpoint(checkpoint, opts, log=info)
