@@ -1,7 +1,7 @@
 """`attrnet train`: multi-task training with any method and loss weighting."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -9,7 +9,10 @@ from attrnet.cli.output import ALLOW_OUTSIDE_HELP, metric, permit_outside_paths,
 
 __all__ = ["train"]
 
-_METHOD = "Method options"
+
+def _method_option(flag: str, help_text: str) -> Any:
+    """An option of one method (`--method`), listed under "Method options" in --help."""
+    return typer.Option(flag, help=help_text, rich_help_panel="Method options")
 
 
 def train(
@@ -76,27 +79,22 @@ def train(
     log_every: Annotated[int, typer.Option("--log-every", help="Progress line every N steps.")] = 50,
     allow_outside: Annotated[bool, typer.Option("--allow-outside", help=ALLOW_OUTSIDE_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")] = False,
-    somp_from: Annotated[Optional[str], typer.Option(
-        "--somp-from", rich_help_panel=_METHOD, help="FAFS: wide network to thin by SOMP.")] = None,
-    alpha: Annotated[Optional[float], typer.Option(
-        "--alpha", rich_help_panel=_METHOD, help="FAFS: weight of the separation cost.")] = None,
-    branch_cost: Annotated[Optional[float], typer.Option(
-        "--branch-cost", rich_help_panel=_METHOD, help="FAFS: L0, cost of one more branch.")] = None,
-    max_stall: Annotated[Optional[int], typer.Option(
-        "--max-stall", rich_help_panel=_METHOD, help="FAFS: steps without val improvement before widening.")] = None,
-    max_branches: Annotated[Optional[int], typer.Option(
-        "--max-branches", rich_help_panel=_METHOD, help="FAFS: most branches per layer.")] = None,
-    affinity: Annotated[Optional[str], typer.Option(
-        "--affinity", rich_help_panel=_METHOD, help="FAFS: loss | error.")] = None,
-    columns: Annotated[Optional[str], typer.Option(
-        "--columns", rich_help_panel=_METHOD, help="independent/cross-stitch: groups.json or per-attribute.")] = None,
-    alpha_granularity: Annotated[Optional[str], typer.Option(
-        "--alpha-granularity", rich_help_panel=_METHOD, help="cross-stitch: channel | scalar.")] = None,
-    alpha_lr_mult: Annotated[Optional[float], typer.Option(
-        "--alpha-lr-mult", rich_help_panel=_METHOD, help="cross-stitch: alpha learning-rate multiplier.")] = None,
-    column_pretrain_epochs: Annotated[Optional[int], typer.Option(
-        "--column-pretrain-epochs", rich_help_panel=_METHOD,
-        help="cross-stitch: per-column pretraining epochs.")] = None,
+    somp_from: Annotated[Optional[str], _method_option("--somp-from", "FAFS: wide network to thin by SOMP.")] = None,
+    alpha: Annotated[Optional[float], _method_option("--alpha", "FAFS: weight of the separation cost.")] = None,
+    branch_cost: Annotated[Optional[float], _method_option("--branch-cost",
+                                                           "FAFS: L0, cost of one more branch.")] = None,
+    max_stall: Annotated[Optional[int], _method_option("--max-stall",
+                                                       "FAFS: steps without val improvement before widening.")] = None,
+    max_branches: Annotated[Optional[int], _method_option("--max-branches", "FAFS: most branches per layer.")] = None,
+    affinity: Annotated[Optional[str], _method_option("--affinity", "FAFS: loss | error.")] = None,
+    columns: Annotated[Optional[str], _method_option("--columns",
+                                                     "independent/cross-stitch: groups.json or per-attribute.")] = None,
+    alpha_granularity: Annotated[Optional[str], _method_option("--alpha-granularity",
+                                                               "cross-stitch: channel | scalar.")] = None,
+    alpha_lr_mult: Annotated[Optional[float], _method_option("--alpha-lr-mult",
+                                                             "cross-stitch: alpha learning-rate multiplier.")] = None,
+    column_pretrain_epochs: Annotated[Optional[int], _method_option("--column-pretrain-epochs",
+                                                                    "cross-stitch: per-column pretraining epochs.")] = None,
 ) -> None:
     """Train a multi-task attribute model and write a run directory."""
     permit_outside_paths(allow_outside)
