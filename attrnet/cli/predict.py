@@ -8,84 +8,91 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
 from attrnet.cli.output import info, print_json
 
+__all__ = ["predict"]
+
 TABLE_ROWS = 20
 LOG_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("predict")
-    def predict(
-        source: str = typer.Argument(..., help="Image, folder (recursive), glob, list file (.txt) or video."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m",
-                                             help="Model file: .onnx, .safetensors, .engine/.plan (default: the shipped model)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write rows to FILE.csv or FILE.jsonl as they complete."),
-        batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per model call."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Decode threads (default: usable cores)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Model threads on CPU (default: usable cores)."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-        backend: str = typer.Option("auto", "--backend", help="auto (by file suffix) | torch | onnxruntime | tensorrt."),
-        resume: bool = typer.Option(False, "--resume", help="Append to --out, skipping paths already in it."),
-        stride: int = typer.Option(1, "--stride", min=1, help="Videos: keep every n-th frame."),
-        allow_outside: bool = typer.Option(False, "--allow-outside", help="List files: accept paths outside the list's folder."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable summary (and rows, without --out) on stdout."),
-    ) -> None:
-        """Predict attributes; bad images become error rows, the run goes on."""
-        from attrnet.core.errors import InputError
-        from attrnet.serve.predictor import Predictor
-        from attrnet.serve.sinks import Sink, sink_format
+def predict(
+    source: Annotated[str, typer.Argument(help="Image, folder (recursive), glob, list file (.txt) or video.")],
+    *,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file: .onnx, .safetensors, "
+                                                  ".engine/.plan (default: the shipped model).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write rows to FILE.csv or FILE.jsonl as they "
+                                                "complete.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")] = 32,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Decode threads (default: usable "
+                                                   "cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Model threads on CPU (default: usable "
+                                                   "cores).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto (by file suffix) | torch | onnxruntime | "
+                                         "tensorrt.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Append to --out, skipping paths already in it.")] = False,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Videos: keep every n-th frame.")] = 1,
+    allow_outside: Annotated[bool, typer.Option("--allow-outside", help="List files: accept paths outside the list's "
+                                                "folder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary (and rows, without --out) on "
+                                          "stdout.")] = False,
+) -> None:
+    """Predict attributes; bad images become error rows, the run goes on."""
+    from attrnet.core.errors import InputError
+    from attrnet.serve.predictor import Predictor
+    from attrnet.serve.sinks import Sink, sink_format
 
-        if resume and out is None:
-            raise InputError("--resume needs --out FILE")
-        if out is not None:
-            sink_format(out)
-        predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
-                              workers=workers, threads=threads)
-        sink = Sink(out, predictor.columns, predictor.attributes, resume=resume) if out is not None else None
-        skipped = len(sink.done) if sink is not None else 0
-        results = predictor.predict(source, stride=stride, allow_outside=allow_outside,
-                                    skip=(sink.done.__contains__ if sink is not None and sink.done else None))
-        shown: list[Any] = []
-        try:
-            for r in _with_progress(results, predictor):
-                if sink is not None:
-                    sink.write(r)
-                elif as_json or len(shown) < TABLE_ROWS:
-                    shown.append(r)
+    if resume and out is None:
+        raise InputError("--resume needs --out FILE")
+    if out is not None:
+        sink_format(out)
+    predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
+                          workers=workers, threads=threads)
+    sink = Sink(out, predictor.columns, predictor.attributes, resume=resume) if out is not None else None
+    skipped = len(sink.done) if sink is not None else 0
+    results = predictor.predict(source, stride=stride, allow_outside=allow_outside,
+                                skip=(sink.done.__contains__ if sink is not None and sink.done else None))
+    shown: list[Any] = []
+    try:
+        for r in _with_progress(results, predictor):
             if sink is not None:
-                sink.finish()
-        finally:
-            if sink is not None:
-                sink.close()
-        stats = predictor.stats
-        summary = {
-            "model": str(predictor.backend.path),
-            "backend": predictor.backend.describe(),
-            "images": stats.images,
-            "errors": stats.errors,
-            "skipped": skipped,
-            "seconds": round(stats.wall_seconds, 3),
-            "images_per_second": round(stats.images_per_second, 1),
-            "decode_seconds": round(stats.decode_seconds, 3),
-            "model_seconds": round(stats.model_seconds, 3),
-            "workers": predictor.pipeline.workers,
-            "out": str(out) if out is not None else None,
-        }
-        if stats.images == 0 and not skipped:
-            raise InputError("no images to predict", source)
-        if as_json:
-            if sink is None:
-                summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
-                                      for r in shown]
-            print_json(summary)
-        elif sink is None:
-            _print_table(shown, stats.images)
-        info(_summary_line(summary))
+                sink.write(r)
+            elif as_json or len(shown) < TABLE_ROWS:
+                shown.append(r)
+        if sink is not None:
+            sink.finish()
+    finally:
+        if sink is not None:
+            sink.close()
+    stats = predictor.stats
+    summary = {
+        "model": str(predictor.backend.path),
+        "backend": predictor.backend.describe(),
+        "images": stats.images,
+        "errors": stats.errors,
+        "skipped": skipped,
+        "seconds": round(stats.wall_seconds, 3),
+        "images_per_second": round(stats.images_per_second, 1),
+        "decode_seconds": round(stats.decode_seconds, 3),
+        "model_seconds": round(stats.model_seconds, 3),
+        "workers": predictor.pipeline.workers,
+        "out": str(out) if out is not None else None,
+    }
+    if stats.images == 0 and not skipped:
+        raise InputError("no images to predict", source)
+    if as_json:
+        if sink is None:
+            summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
+                                  for r in shown]
+        print_json(summary)
+    elif sink is None:
+        _print_table(shown, stats.images)
+    info(_summary_line(summary))
 
 
 def _with_progress(results: Iterator[Any], predictor: Any) -> Iterator[Any]:
