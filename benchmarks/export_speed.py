@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 from attrnet.train.checkpoint import load_model
-from attrnet.export import onnx_graph as xonnx
+from attrnet.export import onnx_graph
 from attrnet.export import ort_session
 from attrnet.export import parity, quantize
-from attrnet.export.fold import UnfoldedNet, fold_model
+from attrnet.export.fold import fold_model
+from attrnet.export.runtime import UnfoldedNet
 from attrnet.export.pipeline import unfolded_ops
 from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
@@ -115,8 +116,8 @@ def synthetic_celeba(folder: Path, spec: InputSpec, num: int) -> tuple[np.ndarra
 def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: list, calib: np.ndarray,
                 test: np.ndarray, labels: np.ndarray | None, seconds: float, threads: int) -> dict[str, Any]:
     folded, report = fold_model(model, spec)
-    graph32 = xonnx.trace_to_onnx(folded, spec.height, spec.width)
-    graph16 = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=True)
+    graph32 = onnx_graph.trace_to_onnx(folded, spec.height, spec.width)
+    graph16 = onnx_graph.trace_to_onnx(folded, spec.height, spec.width, half=True)
     graph8 = quantize.quantize(graph32, calib, "int8")
     graph8c = quantize.quantize(graph32, calib, "int8-cpu")
     sessions = {k: ort_session.session(g, threads=threads) for k, g in
@@ -158,7 +159,7 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
     return {
         "name": name, "spec": spec, "speed": speed, "quality": quality, "choices": report.summary(),
         "ops_before": sum(before.values()) if before else "not exportable as is",
-        "ops_after": sum(xonnx.op_counts(graph32).values()),
+        "ops_after": sum(onnx_graph.op_counts(graph32).values()),
         "test_images": len(test),
     }
 

@@ -18,8 +18,10 @@ Sections (``--sections inference,e2e,train``):
   cross-stitch at K = groups and K = attributes (40), each in a child process
   whose own peak RSS is read with os.wait4.
 
-The results file is rewritten atomically; the machine, date and library
-versions head it.
+The results file (and the ``--json`` file) is rewritten atomically after
+each section, so a run stopped part-way (e.g. by ``timeout`` in
+benchmarks/gpu_check.sh) keeps the sections it finished; the machine, date
+and library versions head it.
 """
 from __future__ import annotations
 
@@ -393,7 +395,7 @@ def train_markdown(rows: list[dict[str, Any]], baseline_mb: float | None = None)
 
 # ---------------------------------------------------------------- goals
 
-LIBMTL_CS40_IMAGES_PER_S = 5.0  # DESIGN.md §8: LibMTL 1.1.5 cross-stitch, 40 tasks, 2-core CPU
+LIBMTL_CS40_IMAGES_PER_S = 5.0  # LibMTL 1.1.5 cross-stitch, 40 tasks, 2-core CPU
 LIBMTL_CS40_RAM_MB = 20 * 1024
 LIBMTL_SHARED_IMAGES_PER_S = 295.0  # its plain shared loop on the same small encoder
 
@@ -487,7 +489,7 @@ def load_sentence(load: tuple[float, float], cores: int) -> str:
 
 
 def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float, threads: int,
-           load: tuple[float, float]) -> str:
+           load: tuple[float, float], sections: list[str]) -> str:
     lines = [f"# attrnet benchmark results ({suite} suite)", "",
              f"Measured on {machine.one_line(info)}.",
              f"{threads} CPU threads for torch, ONNX Runtime, decoding and training. "
@@ -495,7 +497,7 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
              "Command: `python benchmarks/run.py --suite " + suite + " --out ...`.", ""]
     lines += [load_sentence(load, os.cpu_count() or 1), ""]
     titles = {"inference": "Inference (model-only: uint8 batch in host memory -> probabilities)",
-              "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency (DESIGN.md §8)",
+              "e2e": "End-to-end predict (JPEG files -> probabilities), pipeline efficiency",
               "train": "Training speed (in-memory batches, tiny backbone at 64x64, 40 CelebA attributes) "
                        "and peak memory"}
     if "goals" in parts:
@@ -513,9 +515,14 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
               "- FAFS on planted groups (ARI, thin vs widened vs full): docs/fafs.md "
               "(`python benchmarks/fafs_synthetic.py`).",
               "- Cross-stitch and Taskonomy on planted groups: docs/cross_stitch.md, docs/taskonomy.md "
-              "(`python benchmarks/cross_stitch_synthetic.py`).",
-              "- GPU suite (`--suite gpu`): not measured yet; no GPU has been lent to the project's sessions.", ""]
-    return "\n".join(lines) + "\n"
+              "(`python benchmarks/cross_stitch_synthetic.py`)."]
+    if suite == "cpu":
+        lines.append("- GPU suite (`--suite gpu`, or all GPU checks at once with `benchmarks/gpu_check.sh`): "
+                     "not measured yet; no GPU has been lent to the project's sessions.")
+    pending = [name for name in sections if name not in parts]
+    if pending:
+        lines.append(f"- Not finished in this run (yet): {', '.join(pending)}.")
+    return "\n".join(lines + [""]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,8 +549,19 @@ def main(argv: list[str] | None = None) -> int:
     cores = args.threads or machine.usable_cores()
     t0 = time.perf_counter()
     load_start = os.getloadavg()[0]
+    info = machine.describe()
     parts: dict[str, str] = {}
     raw: dict[str, Any] = {}
+
+    def save() -> None:
+        """Write the results so far (after every section: a run killed later keeps them)."""
+        parts["goals"] = goals_markdown(raw, args.suite)
+        load = (load_start, os.getloadavg()[0])
+        atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores, load, sections))
+        if args.json:
+            atomic_write_text(args.json, json.dumps({"machine": info, "load_average_1min": load, **raw}, indent=2,
+                                                    default=str) + "\n")
+
     if "inference" in sections:
         cases = cases_for(args.suite)
         if args.models:
@@ -553,22 +571,18 @@ def main(argv: list[str] | None = None) -> int:
         cells = inference(args.suite, cases, budget, cores)
         parts["inference"] = inference_markdown(cells, cases, args.suite)
         raw["inference"] = [vars(c) for c in cells]
+        save()
     if "e2e" in sections:
         count = args.e2e_images or (5000 if args.suite == "gpu" else 500)
         r = end_to_end(args.suite, count, cores, 64 if args.suite == "gpu" else 32)
         parts["e2e"] = e2e_markdown(r)
         raw["e2e"] = r
+        save()
     if "train" in sections:
         rows = training(args.suite, cores)
         parts["train"] = train_markdown(rows, torch_baseline_mb())
         raw["train"] = rows
-    parts["goals"] = goals_markdown(raw, args.suite)
-    info = machine.describe()
-    load = (load_start, os.getloadavg()[0])
-    atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores, load))
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"machine": info, "load_average_1min": load, **raw}, indent=2,
-                                                default=str) + "\n")
+    save()
     log(f"wrote {args.out} in {(time.perf_counter() - t0) / 60:.1f} min")
     return 0
 

@@ -1,30 +1,26 @@
-"""Fold a trained `MultiTaskNet` into a plain inference module.
+"""Fold a trained `MultiTaskNet` into a `FoldedNet`: the maths of folding, and the choices it reports.
 
-What folding does (DESIGN.md §5):
+What folding does (docs/architecture.md, Folding; docs/export.md, What folding does):
 
 - BatchNorm is folded into the conv before it.
 - Every stage of the branch tree becomes one op over all its branches, in one
-  of three equivalent forms: ``grouped`` (a channel gather where a parent has
-  several children, then a conv with one group per branch), ``parent`` (a conv
-  with one group per parent branch, no gather; only when siblings are
-  contiguous and every parent has as many children) or ``dense`` (one conv
-  over all parent channels whose weight is block-sparse). All candidates are
-  timed on the stage's real input shape and the fastest is kept.
+  of three equivalent forms: ``grouped`` (channel gather, one conv group per
+  branch), ``parent`` (one group per parent, no gather; siblings contiguous,
+  equal fan-out) or ``dense`` (one conv with a block-sparse weight); the
+  fastest on the stage's real input shape is kept.
 - A first fully connected stage absorbs the adaptive average pool (a fixed
   linear map at the export size) into its weight.
-- A cross-stitch unit is linear, so it is folded into the next stage's weights
-  (that stage then reads every column: K times its FLOPs) or kept as one 1x1
-  conv over the K columns, whichever costs fewer FLOPs.
-- All heads become one matmul producing ``[N, C]``; sigmoid for binary columns
-  and softmax per categorical group follow inside the module.
-- Input is uint8 ``[N, H, W, 3]`` RGB: cast, layout change and mean/std
-  normalisation happen inside the module.
+- A cross-stitch unit is linear: it is folded into the next stage's weights
+  (which then read every column) or kept, whichever costs fewer FLOPs.
+- All heads become one matmul producing ``[N, C]``, then the output activations.
+- Input is uint8 ``[N, H, W, 3]`` RGB, normalised inside the module.
 
 `fold_model(model, spec)` returns the module and a `FoldReport` of the choices.
+The modules are in `attrnet.export.runtime`, FLOP counts and timing in
+`attrnet.export.cost`.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -34,9 +30,13 @@ import torch.nn.functional as F
 
 from attrnet.core.errors import InputError
 from attrnet.core.input_spec import InputSpec
-from attrnet.core.model_card import output_runs, probabilities
+from attrnet.core.model_card import output_runs
+from attrnet.export.cost import count_flops, fastest, fold_extra_flops, spatial_size
+from attrnet.export.runtime import BranchConv, ConvStage, FoldedNet, MixConv, MixMatmul, ResidualStage, StemStage
 from attrnet.models import layers
 from attrnet.models.net import MultiTaskNet
+
+__all__ = ["FoldReport", "MixChoice", "MixRule", "ModeRule", "StageChoice", "fold_bn", "fold_model"]
 
 ConvMode = Literal["grouped", "parent", "dense"]
 ModeRule = Literal["measure", "flops", "grouped", "dense"]
@@ -85,156 +85,6 @@ class FoldReport:
             lines.append(f"cross-stitch after stage {m.after_stage}: {m.mode} "
                          f"({fold}, keeping costs {m.keep_flops}{cand})")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- folded ops
-
-def _gather_channels(x: torch.Tensor, gather: torch.Tensor | None) -> torch.Tensor:
-    """The input channels a stage reads (parents feeding several children are repeated)."""
-    return x if gather is None else x.index_select(1, gather)
-
-
-class BranchConv(nn.Module):
-    """One conv over all branches of a stage (optionally after a channel gather)."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int,
-                 groups: int, gather: torch.Tensor | None):
-        super().__init__()
-        self.stride, self.padding, self.groups = stride, padding, groups
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        self.register_buffer("gather", gather)  # None: no channel gather
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _gather_channels(x, self.gather)
-        if x.dim() == 2:  # fc features: one Gemm, or a grouped 1x1 conv when the branches stay apart
-            if self.groups == 1:
-                return F.linear(x, self.weight[:, :, 0, 0], self.bias)
-            return F.conv2d(x[:, :, None, None], self.weight, self.bias, 1, 0, 1, self.groups).flatten(1)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
-
-
-class ConvStage(nn.Module):
-    """VGG/tiny conv stage or fc stage: op -> ReLU [-> 2x2 max pool] [-> flatten]."""
-
-    def __init__(self, op: BranchConv, pool: bool, flatten_input: bool):
-        super().__init__()
-        self.op, self.pool, self.flatten_input = op, pool, flatten_input
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.flatten_input:
-            x = x.flatten(1)
-        x = F.relu(self.op(x))
-        return F.max_pool2d(x, 2, 2) if self.pool else x
-
-
-class StemStage(nn.Module):
-    def __init__(self, op: BranchConv):
-        super().__init__()
-        self.op = op
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.relu(self.op(x)), 3, 2, 1)
-
-
-class ResidualStage(nn.Module):
-    """Basic or bottleneck block: entry convs read the parents, the rest are grouped per branch."""
-
-    def __init__(self, entry: BranchConv, inner: list[BranchConv], shortcut: BranchConv | None,
-                 gather: torch.Tensor | None):
-        super().__init__()
-        self.entry, self.inner, self.shortcut = entry, nn.ModuleList(inner), shortcut
-        self.register_buffer("gather", gather)  # None: no channel gather
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _gather_channels(x, self.gather)
-        idt = x if self.shortcut is None else self.shortcut(x)
-        out = F.relu(self.entry(x))
-        for i, conv in enumerate(self.inner):
-            out = conv(out)
-            if i < len(self.inner) - 1:
-                out = F.relu(out)
-        return F.relu(out + idt)
-
-
-class MixConv(nn.Module):
-    """A cross-stitch unit kept as one 1x1 conv (a matmul on fc features) over the K columns."""
-
-    def __init__(self, weight: torch.Tensor):
-        super().__init__()
-        self.weight = nn.Parameter(weight, requires_grad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return F.linear(x, self.weight[:, :, 0, 0])
-        return F.conv2d(x, self.weight)
-
-
-class MixMatmul(nn.Module):
-    """A cross-stitch unit kept as a per-channel K x K matmul (2*K*K*C FLOPs per position)."""
-
-    def __init__(self, alpha: torch.Tensor, shape: tuple[int, ...]):
-        super().__init__()
-        k, _, c = alpha.shape
-        self.k, self.c, self.shape = k, c, tuple(shape)
-        self.hw = shape[1] * shape[2] if len(shape) == 3 else 1
-        self.weight = nn.Parameter(alpha.permute(2, 0, 1).contiguous(), requires_grad=False)  # [C, K, K]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xb = x.reshape(-1, self.k, self.c, self.hw).transpose(1, 2)  # [N, C, K, HW]
-        y = torch.matmul(self.weight, xb).transpose(1, 2)
-        return y.reshape((-1,) + self.shape)
-
-
-class FoldedNet(nn.Module):
-    """uint8 ``[N, H, W, 3]`` RGB -> probabilities ``[N, C]`` (and logits with `with_logits`)."""
-
-    def __init__(self, spec: InputSpec, body: list[nn.Module], head_w: torch.Tensor, head_b: torch.Tensor,
-                 kinds: list[tuple[str, int, int]], with_logits: bool = False):
-        super().__init__()
-        mean = torch.tensor(spec.mean, dtype=torch.float32)
-        std = torch.tensor(spec.std, dtype=torch.float32)
-        self.register_buffer("scale", (1.0 / (255.0 * std)).reshape(1, 3, 1, 1))
-        self.register_buffer("shift", (-mean / std).reshape(1, 3, 1, 1))
-        self.body = nn.ModuleList(body)
-        self.head = nn.Linear(head_w.shape[1], head_w.shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(head_w)
-            self.head.bias.copy_(head_b)
-        self.head.requires_grad_(False)
-        self.kinds = kinds  # runs of (kind, start, stop) over the output columns
-        self.with_logits = with_logits
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        # cast before the layout change: TensorRT takes uint8 only at inputs and in Cast layers
-        x = images.to(self.scale.dtype).permute(0, 3, 1, 2) * self.scale + self.shift
-        for op in self.body:
-            x = op(x)
-        if x.dim() == 4:
-            x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.head(x).float()
-
-    def forward(self, images: torch.Tensor):
-        logits = self.logits(images)
-        probs = probabilities(logits, self.kinds)
-        return (probs, logits) if self.with_logits else probs
-
-
-class UnfoldedNet(nn.Module):
-    """The trained model with the same uint8 input and probability output as FoldedNet (for comparisons)."""
-
-    def __init__(self, model: MultiTaskNet, spec: InputSpec):
-        super().__init__()
-        self.model = model.eval()
-        mean = torch.tensor(spec.mean, dtype=torch.float32).reshape(1, 3, 1, 1)
-        std = torch.tensor(spec.std, dtype=torch.float32).reshape(1, 3, 1, 1)
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-        self.kinds = output_runs(model.schema)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-        return probabilities(self.model(x), self.kinds)
 
 
 # ---------------------------------------------------------------- helpers
@@ -310,20 +160,6 @@ def _build_conv(mode: ConvMode, blocks: list[Blocks], bias: torch.Tensor | None,
     return BranchConv(weight, bias, stride, padding, 1, None)
 
 
-def _time_candidates(ops: dict[str, nn.Module], x: torch.Tensor, rounds: int = 7) -> dict[str, float]:
-    """Best time in ms of each op on `x`, timed round-robin (so load from other jobs hits all alike)."""
-    best = {m: float("inf") for m in ops}
-    with torch.no_grad():
-        for op in ops.values():
-            op(x)
-        for _ in range(rounds):
-            for m, op in ops.items():
-                t = time.perf_counter()
-                op(x)
-                best[m] = min(best[m], time.perf_counter() - t)
-    return {m: round(v * 1e3, 4) for m, v in best.items()}
-
-
 def _choose(rule: ModeRule, blocks: list[Blocks], bias: torch.Tensor | None, n_in: int, cin: int,
             stride: int, padding: int, in_shape: tuple[int, ...], batch: int,
             forced: ConvMode | None = None) -> tuple[BranchConv, str, dict[str, float]]:
@@ -336,8 +172,7 @@ def _choose(rule: ModeRule, blocks: list[Blocks], bias: torch.Tensor | None, n_i
     if len(ops) == 1:
         m = next(iter(ops))
         return ops[m], m, {}
-    times = _time_candidates(ops, torch.randn(batch, *in_shape))
-    m = min(times, key=times.__getitem__)
+    m, times = fastest(ops, torch.randn(batch, *in_shape))
     return ops[m], m, times
 
 
@@ -364,8 +199,7 @@ def _keep_mix(alpha: torch.Tensor, shape: tuple[int, ...], rule: ModeRule,
     ops: dict[str, nn.Module] = {"matmul": MixMatmul(alpha, shape), "conv1x1": MixConv(_mix_conv_weight(alpha))}
     if rule != "measure":
         return ops["matmul"], "matmul", {}
-    times = _time_candidates(ops, torch.randn(batch, *shape))
-    m = min(times, key=times.__getitem__)
+    m, times = fastest(ops, torch.randn(batch, *shape))
     return ops[m], m, times
 
 
@@ -394,176 +228,151 @@ def fold_model(model: MultiTaskNet, spec: InputSpec, *, mode: ModeRule = "measur
     "keep" force one (fold needs a conv or fc stage after the unit).
     """
     model = model.eval()
-    topo, bspec = model.topology, model.spec
-    counts, widths = topo.branch_counts(), topo.widths()
     shapes = _stage_inputs(model, spec)
-    mixes = {int(k): v for k, v in model.mixes.items()}
+    units = {int(k): v for k, v in model.mixes.items()}
     body: list[nn.Module] = []
-    stage_choices: list[StageChoice] = []
-    mix_choices: list[MixChoice] = []
-    pending: torch.Tensor | None = None  # alphas [K, K, C] to fold into this stage
+    report = FoldReport([], [])
+    pending: torch.Tensor | None = None  # alphas [K, K, C] of a unit to fold into the next stage
     with torch.no_grad():
-        for s, stage in enumerate(model.stages):
-            kind = bspec.stages[s].kind
-            n_in = 1 if s == 0 else counts[s - 1]
-            cin = 3 if s == 0 else widths[s - 1]
-            parents = [0] * counts[s] if s == 0 else topo.parents(s)
-            in_shape = shapes[s]
-            out_shape = shapes[s + 1]
-            if kind in ("conv", "fc"):
-                op, flatten, pool, rec = _fold_plain(stage, kind, parents, n_in, cin, in_shape, out_shape,
-                                                     pending, mode, batch)
-                body.append(ConvStage(op, pool, flatten))
-            else:
-                op, rec = _fold_residual(stage, kind, parents, n_in, cin, in_shape, out_shape, mode, batch)
-                body.append(op)
+        for s in range(len(model.stages)):
+            op, choice = _fold_stage(model, s, _stage_io(model, s, shapes), pending, mode, batch)
+            body.append(op)
+            report.stages.append(choice)
             pending = None
-            flops = count_flops(body[-1], torch.zeros(1, *in_shape))
-            stage_choices.append(StageChoice(s, kind, counts[s], rec[0], rec[1], flops))
-            unit = mixes.get(s)
-            if unit is None:
-                continue
-            alpha = _mix_matrix(unit.alpha.detach().float(), unit.k, unit.channels)
-            keep, keep_mode, keep_times = _keep_mix(alpha, out_shape, mode, batch)
-            keep_flops = count_flops(keep, torch.zeros(1, *out_shape))
-            nxt = bspec.stages[s + 1].kind if s + 1 < len(bspec.stages) else "heads"
-            foldable = nxt in ("conv", "fc", "heads")
-            # the heads' matmul already reads every leaf: folding a unit after the last stage is free
-            extra = (0 if nxt == "heads" else _fold_extra_flops(model, s, shapes)) if foldable else -1
-            use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= keep_flops))
-            if mix == "fold" and not foldable:
-                raise InputError(f"--mix fold: the cross-stitch unit after stage {s} cannot be folded "
-                                 f"(next: a {nxt} block); use --mix flops or keep")
-            if use_fold:
-                pending = alpha
-            else:
-                body.append(keep)
-            mix_choices.append(MixChoice(s, "fold" if use_fold else keep_mode, int(extra), int(keep_flops),
-                                         {} if use_fold else keep_times))
+            if s in units:
+                kept, alpha, mix_choice = _fold_mix(model, s, units[s], shapes, mode, mix, batch)
+                report.mixes.append(mix_choice)
+                if kept is None:
+                    pending = alpha
+                else:
+                    body.append(kept)
         head_w, head_b = _fold_head(model, pending)
     folded = FoldedNet(spec, body, head_w, head_b, output_runs(model.schema), with_logits).eval()
-    return folded, FoldReport(stage_choices, mix_choices)
+    return folded, report
 
 
-def _hw(shape: tuple[int, ...]) -> int:
-    return shape[1] * shape[2] if len(shape) == 3 else 1
+@dataclass(frozen=True)
+class _StageIO:
+    """What a stage reads: the parent branch of each of its branches, the parents' count and width,
+    and its input shape without batch (before any channel gather)."""
+    parents: list[int]
+    n_in: int
+    cin: int
+    in_shape: tuple[int, ...]
 
 
-def _fold_extra_flops(model: MultiTaskNet, s: int, shapes: list[tuple[int, ...]]) -> int:
-    """FLOPs folding the unit after stage `s` adds to stage s+1 (it then reads all K columns)."""
-    k = model.topology.branch_counts()[s]
-    nxt = model.stages[s + 1]
-    if isinstance(nxt, layers.GroupedConvBlock):
-        w = nxt.conv.weight
-        return 2 * w.numel() * (k - 1) * (_hw(shapes[s + 1]) // nxt.conv.stride[0] ** 2)
-    b, o, _ = nxt.fc.weight.shape
-    in_features = shapes[s + 1][0] // k * _hw(shapes[s + 1])
-    return 2 * b * o * in_features * (k - 1)
+def _stage_io(model: MultiTaskNet, s: int, shapes: list[tuple[int, ...]]) -> _StageIO:
+    topo = model.topology
+    counts = topo.branch_counts()
+    if s == 0:
+        return _StageIO([0] * counts[0], 1, 3, shapes[0])
+    return _StageIO(topo.parents(s), counts[s - 1], topo.widths()[s - 1], shapes[s])
 
 
-def count_flops(module: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds x2 of the convs, matmuls and cross-stitch units `module` runs on `x`.
-
-    Counted from each op's weight and output size (forward hooks), for the
-    trained and the folded model alike; elementwise ops are not counted.
-    """
-    from attrnet.models.cross_stitch import CrossStitch
-    from attrnet.models.net import MultiHead
-
-    total = 0
-
-    def hook(mod: nn.Module, _inp: Any, out: Any) -> None:
-        nonlocal total
-        hw = out.shape[2] * out.shape[3] if out.dim() == 4 else 1
-        if isinstance(mod, (nn.Conv2d, BranchConv, MixConv)):
-            total += 2 * mod.weight.numel() * hw
-        elif isinstance(mod, (nn.Linear, layers.GroupedLinear, MultiHead)):
-            total += 2 * mod.weight.numel()
-        elif isinstance(mod, CrossStitch):
-            total += 2 * mod.k * mod.k * mod.channels * hw
-        elif isinstance(mod, MixMatmul):
-            total += 2 * mod.weight.numel() * mod.hw
-
-    kinds = (nn.Conv2d, BranchConv, MixConv, nn.Linear, layers.GroupedLinear, MultiHead, CrossStitch, MixMatmul)
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, kinds)]
-    try:
-        with torch.no_grad():
-            module(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return int(total)
-
-
-def _fold_plain(stage: nn.Module, kind: str, parents: list[int], n_in: int, cin: int,
-                in_shape: tuple[int, ...], out_shape: tuple[int, ...], pending: torch.Tensor | None,
-                rule: ModeRule, batch: int) -> tuple[BranchConv, bool, bool, tuple[str, dict[str, float]]]:
-    nb = len(parents)
-    if kind == "conv":
-        conv = stage.conv
-        w, b = fold_bn(conv.weight, conv.bias, stage.bn)
-        cout = w.shape[0] // nb
-        blocks = [{parents[i]: w[i * cout:(i + 1) * cout]} for i in range(nb)]
-        stride, padding, pool, flatten, repeat = conv.stride[0], conv.padding[0], stage.pool is not None, False, 1
-        op_in = in_shape
+def _fold_stage(model: MultiTaskNet, s: int, io: _StageIO, pending: torch.Tensor | None, rule: ModeRule,
+                batch: int) -> tuple[nn.Module, StageChoice]:
+    """Stage `s` as one folded module (with the alphas of a `pending` cross-stitch unit folded in)."""
+    kind = model.spec.stages[s].kind
+    stage = model.stages[s]
+    if kind in ("conv", "fc"):
+        op, mode, times = _fold_plain(stage, kind, io, pending, rule, batch)
     else:
-        fc = stage.fc
-        wt, b = fc.weight, fc.bias.reshape(-1)
-        flatten = len(in_shape) == 3
-        repeat = 1
-        if flatten:
-            h, wd = in_shape[1], in_shape[2]
-            fout = wt.shape[1]
-            if stage.pool_to:
-                m = _pool_matrix(h, wd, stage.pool_to)  # [P, hw]
-                wt = (wt.reshape(nb, fout, cin, -1) @ m).reshape(nb, fout, cin * h * wd)
-            repeat = h * wd
-        blocks = [{parents[i]: wt[i][:, :, None, None]} for i in range(nb)]
-        stride, padding, pool = 1, 0, False
-        cin = blocks[0][parents[0]].shape[1]
-        op_in = (in_shape[0] * _hw(in_shape),)
+        op, mode, times = _fold_residual(stage, kind, io, rule, batch)
+    flops = count_flops(op, torch.zeros(1, *io.in_shape))
+    return op, StageChoice(s, kind, len(io.parents), mode, times, flops)
+
+
+def _fold_mix(model: MultiTaskNet, s: int, unit: nn.Module, shapes: list[tuple[int, ...]], rule: ModeRule,
+              mix: MixRule, batch: int) -> tuple[nn.Module | None, torch.Tensor, MixChoice]:
+    """The cross-stitch unit after stage `s`: (None, alphas, choice) when its alphas are folded into
+    what follows, else (the kept module, alphas, choice)."""
+    out_shape = shapes[s + 1]
+    alpha = _mix_matrix(unit.alpha.detach().float(), unit.k, unit.channels)
+    keep, keep_mode, keep_times = _keep_mix(alpha, out_shape, rule, batch)
+    keep_flops = count_flops(keep, torch.zeros(1, *out_shape))
+    stages = model.spec.stages
+    nxt = stages[s + 1].kind if s + 1 < len(stages) else "heads"
+    foldable = nxt in ("conv", "fc", "heads")
+    if mix == "fold" and not foldable:
+        raise InputError(f"--mix fold: the cross-stitch unit after stage {s} cannot be folded "
+                         f"(next: a {nxt} block); use --mix flops or keep")
+    # the heads' matmul already reads every leaf: folding a unit after the last stage is free
+    extra = (0 if nxt == "heads" else fold_extra_flops(model, s, shapes)) if foldable else -1
+    use_fold = foldable and (mix == "fold" or (mix == "flops" and extra <= keep_flops))
+    choice = MixChoice(s, "fold" if use_fold else keep_mode, int(extra), int(keep_flops),
+                       {} if use_fold else keep_times)
+    return (None if use_fold else keep), alpha, choice
+
+
+def _split_blocks(weight: torch.Tensor, parents: list[int]) -> list[Blocks]:
+    """A stage weight ``[B*cout, cin, k, k]`` as one block per branch, keyed by the parent it reads."""
+    cout = weight.shape[0] // len(parents)
+    return [{p: weight[i * cout:(i + 1) * cout]} for i, p in enumerate(parents)]
+
+
+def _fc_weight(stage: nn.Module, cin: int, in_shape: tuple[int, ...]) -> torch.Tensor:
+    """An fc stage's weight ``[B, out, features]``, with the adaptive pool before it absorbed."""
+    wt = stage.fc.weight
+    if len(in_shape) == 3 and stage.pool_to:
+        nb, fout = wt.shape[:2]
+        h, w = in_shape[1], in_shape[2]
+        pool = _pool_matrix(h, w, stage.pool_to)  # [P, hw]
+        wt = (wt.reshape(nb, fout, cin, -1) @ pool).reshape(nb, fout, cin * h * w)
+    return wt
+
+
+def _fold_plain(stage: nn.Module, kind: str, io: _StageIO, pending: torch.Tensor | None, rule: ModeRule,
+                batch: int) -> tuple[ConvStage, str, dict[str, float]]:
+    """A VGG/tiny conv stage or an fc stage as one ConvStage (alphas of a `pending` unit folded in)."""
+    if kind == "conv":
+        weight, bias = fold_bn(stage.conv.weight, stage.conv.bias, stage.bn)
+        blocks = _split_blocks(weight, io.parents)
+        stride, padding, repeat, op_in = stage.conv.stride[0], stage.conv.padding[0], 1, io.in_shape
+    else:
+        weight = _fc_weight(stage, io.cin, io.in_shape)
+        blocks = [{p: weight[i][:, :, None, None]} for i, p in enumerate(io.parents)]
+        bias = stage.fc.bias.reshape(-1)
+        stride, padding, repeat = 1, 0, spatial_size(io.in_shape)
+        op_in = (io.in_shape[0] * repeat,)
     forced: ConvMode | None = None
     if pending is not None:
-        blocks = _apply_mix(blocks, pending, repeat)
-        forced = "dense"
-    op, mode, times = _choose(rule, blocks, b, n_in, cin, stride, padding, op_in, batch, forced)
-    return op, flatten, pool, (mode, times)
+        blocks, forced = _apply_mix(blocks, pending, repeat), "dense"
+    cin = next(iter(blocks[0].values())).shape[1]
+    op, mode, times = _choose(rule, blocks, bias, io.n_in, cin, stride, padding, op_in, batch, forced)
+    flatten = kind == "fc" and len(io.in_shape) == 3
+    pool = kind == "conv" and stage.pool is not None
+    return ConvStage(op, pool, flatten), mode, times
 
 
-def _fold_residual(stage: nn.Module, kind: str, parents: list[int], n_in: int, cin: int,
-                   in_shape: tuple[int, ...], out_shape: tuple[int, ...], rule: ModeRule,
-                   batch: int) -> tuple[nn.Module, tuple[str, dict[str, float]]]:
+def _fold_residual(stage: nn.Module, kind: str, io: _StageIO, rule: ModeRule,
+                   batch: int) -> tuple[nn.Module, str, dict[str, float]]:
     """A residual stage; the choice reported is that of its entry conv (the one reading the parents)."""
-    nb = len(parents)
-    identity = parents == list(range(n_in))
+    nb = len(io.parents)
     convs = [("conv1", "bn1")]
     if kind != "stem":
         convs += [("conv2", "bn2")] + ([("conv3", "bn3")] if kind == "bottleneck" else [])
     folded = [fold_bn(getattr(stage, c).weight, None, getattr(stage, n)) for c, n in convs]
-    gather = None
-    needs_gather = not identity and (kind != "stem" and getattr(stage, "downsample", None) is None)
-    entry_parents = parents
-    if needs_gather:  # the identity shortcut needs the gathered input anyway
-        gather = _channel_index(parents, cin)
+    gather, entry_parents, n_in = None, io.parents, io.n_in
+    identity = io.parents == list(range(io.n_in))
+    if not identity and kind != "stem" and stage.downsample is None:  # the identity shortcut needs the gather
+        gather = _channel_index(io.parents, io.cin)
         entry_parents, n_in = list(range(nb)), nb
 
-    def branch_conv(w: torch.Tensor, b: torch.Tensor, conv: nn.Conv2d, ps: list[int],
-                    n: int) -> tuple[BranchConv, str, dict[str, float]]:
-        cout = w.shape[0] // nb
-        blocks = [{ps[i]: w[i * cout:(i + 1) * cout]} for i in range(nb)]
-        x_shape = (n * w.shape[1],) + tuple(in_shape[1:])
-        return _choose(rule, blocks, b, n, w.shape[1], conv.stride[0], conv.padding[0], x_shape, batch)
+    def branch_conv(w: torch.Tensor, b: torch.Tensor, conv: nn.Conv2d) -> tuple[BranchConv, str, dict[str, float]]:
+        x_shape = (n_in * w.shape[1],) + tuple(io.in_shape[1:])
+        return _choose(rule, _split_blocks(w, entry_parents), b, n_in, w.shape[1], conv.stride[0],
+                       conv.padding[0], x_shape, batch)
 
-    entry, mode, times = branch_conv(*folded[0], getattr(stage, convs[0][0]), entry_parents, n_in)
+    entry, mode, times = branch_conv(*folded[0], getattr(stage, convs[0][0]))
     if kind == "stem":
-        return StemStage(entry), (mode, times)
+        return StemStage(entry), mode, times
     inner = [BranchConv(w, b, getattr(stage, c).stride[0], getattr(stage, c).padding[0], nb, None)
              for (w, b), (c, _) in zip(folded[1:], convs[1:])]
     shortcut = None
     if stage.downsample is not None:
         w, b = fold_bn(stage.downsample[0].weight, None, stage.downsample[1])
-        shortcut = branch_conv(w, b, stage.downsample[0], entry_parents, n_in)[0]
-    return ResidualStage(entry, inner, shortcut, gather), (mode, times)
+        shortcut = branch_conv(w, b, stage.downsample[0])[0]
+    return ResidualStage(entry, inner, shortcut, gather), mode, times
 
 
 def _fold_head(model: MultiTaskNet, alpha: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,7 @@ and 2.14 (where the dynamo exporter is the default; the TorchScript one warns
 that it is deprecated, which is silenced here). Opset 17 is read by ONNX
 Runtime and by TensorRT 10/11.
 
-Contract (DESIGN.md, "Exported models"): input ``images`` uint8
+Contract (docs/architecture.md, Exported models): input ``images`` uint8
 ``[N, H, W, 3]`` RGB with N dynamic; output ``probs`` float32 ``[N, C]`` (and
 ``logits`` on request); metadata_props key ``attrnet`` = checkpoint metadata
 JSON plus ``source_sha256``; no external data; written atomically.
@@ -30,6 +30,9 @@ from attrnet.core.fileio import atomic_path
 
 if TYPE_CHECKING:
     from torch import nn
+
+__all__ = ["INPUT", "META_KEY", "OPSET", "check", "constants_to_initializers", "file_sha256", "onnx_metadata",
+           "op_counts", "read_metadata", "save", "set_metadata", "trace_to_onnx"]
 
 OPSET = 17
 META_KEY = "attrnet"

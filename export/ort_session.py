@@ -2,11 +2,17 @@
 
 `session` opens a CPU session (optionally without some graph optimizers),
 `run_probs` runs uint8 images through it; `ort_providers` orders the execution
-providers for a device; `cpu_disabled_optimizers` reads which optimizers an
-export measured to be slower for its file on the CPU provider.
+providers for a device and `ort_provider_options` gives each its options (for
+the TensorRT provider: int8 for QDQ files, an engine cache, one shape profile;
+`tensorrt_settings` reads what that needs from the file); `cpu_disabled_optimizers`
+reads which optimizers an export measured to be slower for its file on the CPU
+provider.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -18,8 +24,9 @@ from attrnet.core.errors import NotAvailableError
 if TYPE_CHECKING:
     import onnxruntime
 
-__all__ = ["ORT_PROVIDER_ORDER", "ORT_SESSION_CONFIG", "TUNABLE_ORT_OPTIMIZERS", "cpu_disabled_optimizers",
-           "ort_providers", "run_probs", "session", "session_options"]
+__all__ = ["ORT_PROVIDER_ORDER", "ORT_SESSION_CONFIG", "TRT_MAX_BATCH", "TRT_OPT_BATCH", "TUNABLE_ORT_OPTIMIZERS",
+           "TensorrtSettings", "cpu_disabled_optimizers", "default_trt_cache", "is_qdq", "ort_provider_options",
+           "ort_providers", "run_probs", "session", "session_options", "tensorrt_settings"]
 
 INPUT = "images"
 
@@ -72,6 +79,91 @@ def ort_providers(device: str, available: list[str]) -> list[str]:
         raise NotAvailableError(f"device {device!r} asked for, but this onnxruntime has no CUDA or TensorRT "
                                 f"provider (available: {', '.join(available)}); install onnxruntime-gpu")
     return gpu + ["CPUExecutionProvider"]
+
+
+# ONNX Runtime's TensorRT provider builds one engine for the profile below; batches above the maximum are
+# split by the caller (attrnet.serve.ort_backend), so neither a short last batch nor a large one rebuilds it.
+TRT_MAX_BATCH = 256
+TRT_OPT_BATCH = 32  # the Predictor's default batch size
+
+
+@dataclass(frozen=True)
+class TensorrtSettings:
+    """What ONNX Runtime's TensorRT provider is told about one attrnet ONNX file."""
+    height: int
+    width: int
+    qdq: bool  # int8 QDQ file: TensorRT needs its int8 mode on
+    cache_dir: Path  # engine and timing caches
+    max_batch: int = TRT_MAX_BATCH
+    opt_batch: int = TRT_OPT_BATCH
+
+
+def ort_provider_options(names: Sequence[str], device_id: int,
+                         trt: TensorrtSettings | None = None) -> list[str | tuple[str, dict[str, Any]]]:
+    """The `providers` argument of `onnxruntime.InferenceSession` for the execution providers `names`.
+
+    TensorRT: `device_id`, and with `trt` `trt_int8_enable` for QDQ files, the engine and timing caches
+    in `trt.cache_dir`, and one profile for ``images`` from batch 1 to `trt.max_batch`. CUDA:
+    `device_id`. Others (CPU): no options.
+    """
+    out: list[str | tuple[str, dict[str, Any]]] = []
+    for name in names:
+        if name == "TensorrtExecutionProvider":
+            out.append((name, {"device_id": device_id, **(_tensorrt_options(trt) if trt else {})}))
+        elif name == "CUDAExecutionProvider":
+            out.append((name, {"device_id": device_id}))
+        else:
+            out.append(name)
+    return out
+
+
+def _tensorrt_options(trt: TensorrtSettings) -> dict[str, Any]:
+    def shape(batch: int) -> str:
+        return f"{INPUT}:{batch}x{trt.height}x{trt.width}x3"
+
+    return {
+        "trt_int8_enable": trt.qdq,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(trt.cache_dir),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(trt.cache_dir),
+        "trt_profile_min_shapes": shape(1),
+        "trt_profile_opt_shapes": shape(min(trt.opt_batch, trt.max_batch)),
+        "trt_profile_max_shapes": shape(trt.max_batch),
+    }
+
+
+def is_qdq(model: onnx.ModelProto) -> bool:
+    """Whether `model` is quantized in the QDQ layout (holds QuantizeLinear / DequantizeLinear nodes)."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def default_trt_cache(path: Path, digest: str) -> Path:
+    """Where ONNX Runtime's TensorRT provider keeps the engines of model file `path` (SHA-256 `digest`).
+
+    ``<model>.trt-cache/<first 16 hex digits of the file's SHA-256>/`` beside the model, or, when that
+    folder cannot be written, ``$XDG_CACHE_HOME/attrnet/trt-cache/<model name>-<digits>/`` (default
+    ``~/.cache``). The provider names its engines after the file name and the graph's structure, not
+    its weights, so the content hash keeps a re-exported file from loading a stale engine.
+    """
+    beside = Path(f"{path}.trt-cache")
+    writable = beside if beside.is_dir() else path.parent
+    if os.access(writable, os.W_OK):
+        return beside / digest[:16]
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return user / "attrnet" / "trt-cache" / f"{path.name}-{digest[:16]}"
+
+
+def tensorrt_settings(path: Path) -> TensorrtSettings:
+    """The TensorRT provider's settings for an attrnet ONNX file: its image size (input ``images``
+    ``[N, H, W, 3]``), whether it is QDQ, and its `default_trt_cache`. ValueError for another file."""
+    data = path.read_bytes()
+    model = onnx.load_from_string(data)
+    image = next((i for i in model.graph.input if i.name == INPUT), None)
+    dims = [d.dim_value for d in image.type.tensor_type.shape.dim] if image is not None else []
+    if len(dims) != 4 or not dims[1] or not dims[2]:
+        raise ValueError(f"no input '{INPUT}' [N, H, W, 3] with a fixed image size")
+    return TensorrtSettings(dims[1], dims[2], is_qdq(model), default_trt_cache(path, hashlib.sha256(data).hexdigest()))
 
 
 def session(model: onnx.ModelProto | bytes | str | Path, threads: int | None = None,

@@ -1,4 +1,4 @@
-"""Parity of exported models with the trained one, on probabilities (DESIGN.md §5).
+"""Parity of exported models with the trained one, on probabilities (docs/architecture.md, Exported models).
 
 The reference is the unfolded `MultiTaskNet` in fp32. Every other runner
 (folded torch, ONNX Runtime, TensorRT) is compared on the same uint8 images:
@@ -18,6 +18,10 @@ import numpy as np
 from attrnet.core.errors import InputError, ParityError
 from attrnet.core.input_spec import InputSpec
 from attrnet.core.schema import Schema
+
+__all__ = ["FOLDED_TOL", "TOLERANCES", "ParityReport", "Runner", "RunnerParity", "compare", "dataset_images",
+           "decisions", "enforce", "generated_images", "label_decisions", "mean_accuracy", "parity_inputs",
+           "readable_images", "torch_reference"]
 
 # precision -> (max abs tolerance or None, minimum agreement or None)
 TOLERANCES: dict[str, tuple[float | None, float | None]] = {

@@ -3,9 +3,8 @@
 ``int8`` is the TensorRT-ready layout: per-channel symmetric int8 weights and
 symmetric int8 activations (zero point 0), QuantFormat.QDQ. ``int8-cpu``
 (asymmetric uint8 activations, the layout ONNX Runtime's CPU kernels are
-usually fastest with) is kept for measurements only: `attrnet export` does
-not offer it, because on the CPU measured (AVX-512 VNNI) it was at most 1.06x
-faster than ``int8`` (benchmarks/EXPORT_RESULTS.md).
+tuned for) is for ONNX Runtime on CPU only: TensorRT refuses it
+(docs/export.md, Files, has the measured speeds of both).
 
 Calibration images are uint8 ``[M, H, W, 3]`` arrays fed through the graph's
 own `images` input, so the preprocessing inside the graph is calibrated too.
@@ -25,6 +24,9 @@ import onnx
 
 from attrnet.core.errors import AttrnetError, InputError
 from attrnet.core.input_spec import InputSpec
+
+__all__ = ["INT8_PRECISIONS", "QDQ_PROPAGATION", "float_nodes", "load_image_folder", "measure_qdq_propagation",
+           "quantize", "quantize_and_tune"]
 
 INT8_PRECISIONS = ("int8", "int8-cpu")
 QDQ_PROPAGATION = "QDQPropagationTransformer"  # one of ort_session.TUNABLE_ORT_OPTIMIZERS
@@ -147,3 +149,19 @@ def measure_qdq_propagation(model: onnx.ModelProto, images: np.ndarray, runs: in
     speed = {name: len(batch) / float(np.median(ts)) for name, ts in times.items()}
     off = speed["propagation off"] >= min_gain * speed["propagation on"]
     return ([QDQ_PROPAGATION] if off else []), speed
+
+
+def quantize_and_tune(model: onnx.ModelProto, images: np.ndarray, precision: str, export: dict[str, Any],
+                      log: Callable[[str], None] = lambda _: None) -> tuple[onnx.ModelProto, list[str]]:
+    """`quantize` `model` on `images`, then `measure_qdq_propagation` on the result.
+
+    Returns the int8 graph and the ONNX Runtime optimizers to skip on the CPU provider, and records
+    those under ``export["ort_cpu_disabled_optimizers"]`` (`export` is the ``export`` entry of the
+    attrnet metadata the file will carry). The speeds measured go to `log`.
+    """
+    graph = quantize(model, images, precision)
+    off, speed = measure_qdq_propagation(graph, images)
+    log(f"ONNX Runtime CPU, one thread: {speed['propagation on']:,.0f} img/s with QDQ propagation, "
+        f"{speed['propagation off']:,.0f} without -> {'off' if off else 'on'}")
+    export["ort_cpu_disabled_optimizers"] = off
+    return graph, off

@@ -1,6 +1,6 @@
 """Triton Inference Server model repositories.
 
-Layout (DESIGN.md contracts): ``<repo>/attrnet/config.pbtxt`` and
+Layout (docs/architecture.md, Exported models): ``<repo>/attrnet/config.pbtxt`` and
 ``<repo>/attrnet/1/model.onnx`` (platform ``onnxruntime_onnx``) or
 ``<repo>/attrnet/1/model.plan`` (platform ``tensorrt_plan``). Dims leave the
 batch dimension out (Triton adds it, up to ``max_batch_size``).
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from attrnet.core.fileio import atomic_write_bytes, atomic_write_text
+
+__all__ = ["MODEL_NAME", "PLATFORMS", "config_text", "write_repository"]
 
 MODEL_NAME = "attrnet"
 PLATFORMS = {"onnx": ("onnxruntime_onnx", "model.onnx"), "plan": ("tensorrt_plan", "model.plan")}

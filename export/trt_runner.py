@@ -3,7 +3,9 @@
 Written against TensorRT >= 10 (named I/O tensors, `execute_async_v3`) and
 cuda-python for device buffers. Used by the exporter's parity check and by
 `attrnet.serve.tensorrt_backend`. Batches larger than the engine's
-optimisation profile are split.
+optimisation profile are split; chunks smaller than its minimum are padded
+with blank images (their rows are dropped), so an engine built with
+``--batch 4:16:64`` still runs a last batch of 1.
 """
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ class EngineRunner:
         if "images" not in names or "probs" not in self._outputs:
             raise InputError("engine does not follow the attrnet contract (input 'images', output 'probs')", where)
         self._out_dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in self._outputs}
-        _, _, max_shape = engine.get_tensor_profile_shape("images", 0)
-        self.max_batch = int(max_shape[0])
+        min_shape, _, max_shape = engine.get_tensor_profile_shape("images", 0)
+        self.min_batch, self.max_batch = int(min_shape[0]), int(max_shape[0])
+        self._profile = f"batch {self.min_batch}..{self.max_batch} of {max_shape[1]}x{max_shape[2]} images"
         self._stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._d_in: int | None = None
         self._d_out: dict[str, int] = {}
@@ -99,22 +102,28 @@ class EngineRunner:
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def _run_chunk(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities of at most `max_batch` images (padded up to `min_batch`)."""
         cudart, ctx = self._cudart, self.context
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        count = len(images)
+        if count < self.min_batch:
+            images = np.concatenate([images, np.zeros((self.min_batch - count, *images.shape[1:]), images.dtype)])
         images = np.ascontiguousarray(images)
-        ctx.set_input_shape("images", tuple(images.shape))
+        if not ctx.set_input_shape("images", tuple(images.shape)):
+            raise AttrnetError(f"TensorRT refused input shape {tuple(images.shape)} for "
+                               f"{self.where or 'the engine'} (its profile takes {self._profile})")
         _check(cudart.cudaMemcpyAsync(self._d_in, images.ctypes.data, images.nbytes, h2d, self._stream), "copy in")
         ctx.set_tensor_address("images", int(self._d_in))
-        for n in self._outputs:
-            ctx.set_tensor_address(n, int(self._d_out[n]))
+        for name in self._outputs:
+            ctx.set_tensor_address(name, int(self._d_out[name]))
         if not ctx.execute_async_v3(self._stream):
             raise AttrnetError(f"TensorRT execution failed for {self.where or 'the engine'}")
         out = np.empty(tuple(ctx.get_tensor_shape("probs")), self._out_dtypes["probs"])
         _check(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out["probs"], out.nbytes, d2h, self._stream),
                "copy out")
         _check(cudart.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-        return out.astype(np.float32, copy=False)
+        return out[:count].astype(np.float32, copy=False)
 
     def _free(self) -> None:
         cudart = self._cudart

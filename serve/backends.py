@@ -55,6 +55,9 @@ def open_backend(path: str | Path, device: str = "auto", backend: str = "auto", 
     if path.is_dir():
         raise InputError("expected a model file, got a directory", path)
     kind = backend_for_suffix(path) if backend == "auto" else backend
+    if path.suffix.lower() in TORCH_SUFFIXES + ONNX_SUFFIXES + ENGINE_SUFFIXES and backend_for_suffix(path) != kind:
+        raise InputError(f"--backend {kind} cannot load a {path.suffix} file ({backend_for_suffix(path)} does; "
+                         "leave --backend at auto)", path)
     if kind == "torch":
         from attrnet.serve.torch_backend import TorchBackend
 

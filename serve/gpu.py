@@ -17,12 +17,19 @@ Pieces (all need CUDA; constructing them without it raises NotAvailableError):
   copy of batch k+1 overlaps the compute of batch k; `submit(np.ndarray)`
   returns a waiter giving the numpy probabilities.
 - `decode_jpegs_cuda(blobs, spec)`: nvjpeg decode via
-  ``torchvision.io.decode_jpeg(device="cuda")`` plus a resize on the GPU.
+  ``torchvision.io.decode_jpeg(device="cuda")`` plus a resize on the GPU;
+  `nvjpeg_problem(device)` says why it cannot be used there (probed once per
+  device by decoding a tiny JPEG), or None.
+
+Everything runs on the device it was given: ``"cuda"`` means the device that
+is current when the piece is made, and graphs are captured and replayed with
+that device current, whichever device the caller has selected.
 """
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+import io
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -30,21 +37,19 @@ from torch import nn
 import torch.nn.functional as F
 
 from attrnet.core.errors import InputError, NotAvailableError
-
-if TYPE_CHECKING:
-    from attrnet.core.input_spec import InputSpec
+from attrnet.core.input_spec import InputSpec
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def require_cuda(device: str | torch.device = "cuda") -> torch.device:
-    """The CUDA device, or NotAvailableError saying why it cannot be used."""
+    """The CUDA device with its ordinal (``cuda`` is the current device), or NotAvailableError saying why not."""
     if not torch.cuda.is_available():
         raise NotAvailableError("CUDA is not available to torch here (no GPU or a CPU-only torch build)")
     dev = torch.device(device)
     if dev.type != "cuda":
         raise NotAvailableError(f"the GPU fast path needs a CUDA device, got {dev}")
-    return dev
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def resolve_dtype(precision: str | torch.dtype) -> torch.dtype:
@@ -104,7 +109,11 @@ class CudaGraphRunner:
     ``[N, C]`` on the GPU (a fresh tensor: later calls do not overwrite it).
     `module` is prepared with `prepare_module` unless `prepared=True`.
     Graphs are captured for every size when the image shape is known, or,
-    with `lazy`, for each size the first time a batch runs on it.
+    with `lazy`, for each size the first time a batch runs on it. Warm-up,
+    capture and replay run with the runner's device current, on one side
+    stream made on that device (left to itself, torch captures on a stream of
+    the current device: nothing is recorded, and every replay returns the
+    output computed for the blank capture input).
     """
 
     def __init__(self, module: nn.Module, batch_sizes: Sequence[int], dtype: torch.dtype | str = torch.float16, *,
@@ -123,6 +132,7 @@ class CudaGraphRunner:
         self.lazy = lazy
         self._graphs: dict[int, tuple[Any, torch.Tensor, torch.Tensor]] = {}
         self._pool: Any = None
+        self._stream = torch.cuda.Stream(self.device)  # every warm-up and capture: one stream, so the pool is shared
         if image_shape is not None:
             self.capture(image_shape)
 
@@ -135,27 +145,27 @@ class CudaGraphRunner:
                 self._capture_size(b)
 
     def _capture_size(self, batch: int) -> None:
-        """Warm the module up on a side stream, then capture its graph for `batch` images (sharing one pool).
+        """Warm the module up on the side stream, then capture its graph for `batch` images (sharing one pool).
 
         Sharing the pool is safe because every replay's output is cloned
         before the next replay on the same stream.
         """
         h, w = self.image_shape
-        side = torch.cuda.Stream(self.device)
-        with torch.inference_mode():
+        side = self._stream
+        with torch.cuda.device(self.device), torch.inference_mode():
             static_in = torch.zeros((batch, h, w, 3), dtype=torch.uint8, device=self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):  # warm-up (cudnn autotune, lazy init) off the capture
+            with torch.cuda.stream(side):  # warm-up (cudnn autotune, lazy init) before the capture
                 for _ in range(self.warmup):
                     self.module(static_in)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
+            with torch.cuda.graph(graph, pool=self._pool, stream=side):
                 static_out = self.module(static_in)
             if self._pool is None:
                 self._pool = graph.pool()
             self._graphs[batch] = (graph, static_in, static_out)
-        torch.cuda.synchronize(self.device)
+            torch.cuda.synchronize(self.device)
 
     def _size_for(self, n: int) -> int:
         i = bisect.bisect_left(self.batch_sizes, n)
@@ -168,7 +178,8 @@ class CudaGraphRunner:
         if shape != self.image_shape:
             self.capture(shape)
         outs = []
-        with torch.inference_mode():  # the static buffers are inference tensors
+        # replay() launches on the current device's current stream: make it this runner's device
+        with torch.cuda.device(self.device), torch.inference_mode():  # the static buffers are inference tensors
             images = images.to(self.device, non_blocking=True)
             start, n = 0, int(images.shape[0])
             while start < n:
@@ -243,18 +254,48 @@ class PinnedStager:
         return self.submit(images)()
 
 
-def nvjpeg_available() -> bool:
-    """True when torchvision can decode JPEGs on the GPU here."""
-    if not torch.cuda.is_available():
-        return False
+_NVJPEG_PROBES: dict[int, str | None] = {}  # CUDA ordinal -> why nvjpeg failed there (None: it works)
+_PROBE_RGB = (200, 120, 40)  # a flat colour: JPEG keeps it within a few levels
+
+
+def nvjpeg_problem(device: str | torch.device = "cuda") -> str | None:
+    """None when nvjpeg decodes on `device`, else why not.
+
+    The first call for a device decodes a tiny JPEG there (through
+    `decode_jpegs_cuda`) and checks its pixels; later calls reuse the answer.
+    An import that works is not enough: a driver, library or architecture
+    mismatch only shows when a decode runs.
+    """
     try:
-        from torchvision.io import decode_jpeg  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        dev = require_cuda(device)
+    except NotAvailableError as exc:
+        return str(exc)
+    if dev.index not in _NVJPEG_PROBES:
+        _NVJPEG_PROBES[dev.index] = _probe_nvjpeg(dev)
+    return _NVJPEG_PROBES[dev.index]
 
 
-def resize_gpu(image: torch.Tensor, spec: "InputSpec") -> torch.Tensor:
+def nvjpeg_available(device: str | torch.device = "cuda") -> bool:
+    """True when a probe decode with nvjpeg worked on `device` (see `nvjpeg_problem`)."""
+    return nvjpeg_problem(device) is None
+
+
+def _probe_nvjpeg(dev: torch.device) -> str | None:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), _PROBE_RGB).save(buf, "JPEG", quality=95)
+    try:
+        got = decode_jpegs_cuda([buf.getvalue()], InputSpec(16, 16), dev).cpu()
+    except Exception as exc:  # noqa: BLE001 - no torchvision, a driver or library error: decode on the CPU
+        return f"a test decode failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    if tuple(got.shape) != (1, 16, 16, 3) or \
+            (got.float().mean(dim=(0, 1, 2)) - torch.tensor(_PROBE_RGB, dtype=torch.float32)).abs().max() > 8:
+        return "a test decode gave the wrong pixels"
+    return None
+
+
+def resize_gpu(image: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """uint8 CHW on the GPU -> uint8 HWC at the spec's size (stretch or letterbox, antialiased when shrinking)."""
     from attrnet.core.imageio import LETTERBOX_FILL, letterbox_geometry
 
@@ -273,11 +314,16 @@ def resize_gpu(image: torch.Tensor, spec: "InputSpec") -> torch.Tensor:
     return out
 
 
-def decode_jpegs_cuda(blobs: Sequence[bytes], spec: "InputSpec", device: str | torch.device = "cuda") -> torch.Tensor:
+def decode_jpegs_cuda(blobs: Sequence[bytes], spec: InputSpec, device: str | torch.device = "cuda") -> torch.Tensor:
     """nvjpeg-decode JPEG bytes and resize them on the GPU: uint8 ``[N, H, W, 3]`` RGB on `device`.
 
     EXIF orientation is not applied (nvjpeg ignores it): route images whose
-    orientation tag is not 1 through the CPU decoder.
+    orientation tag is not 1 through the CPU decoder. The device's current
+    stream is synchronised first: torchvision's decoder allocates its outputs
+    on that stream but writes them from a private stream that does not wait
+    for it (pytorch/vision PR #9606), so memory just freed by work still
+    queued there (e.g. a previous batch's probabilities, copy pending) could
+    be overwritten.
     """
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -285,6 +331,7 @@ def decode_jpegs_cuda(blobs: Sequence[bytes], spec: "InputSpec", device: str | t
     if not blobs:
         return torch.empty((0, spec.height, spec.width, 3), dtype=torch.uint8, device=dev)
     datas = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
+    torch.cuda.current_stream(dev).synchronize()
     try:
         decoded = decode_jpeg(datas, mode=ImageReadMode.RGB, device=dev)
     except RuntimeError as exc:

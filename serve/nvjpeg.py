@@ -47,10 +47,11 @@ class GpuJpegDecoder:
         dev = getattr(backend, "torch_device", None)
         if backend.name != "torch" or dev is None or dev.type != "cuda":
             raise NotAvailableError("nvjpeg decoding needs the torch backend on a CUDA device")
-        from attrnet.serve.gpu import nvjpeg_available
+        from attrnet.serve.gpu import nvjpeg_problem
 
-        if not nvjpeg_available():
-            raise NotAvailableError("torchvision cannot decode JPEGs on the GPU here")
+        why = nvjpeg_problem(dev)
+        if why is not None:
+            raise NotAvailableError(f"nvjpeg cannot decode JPEGs on {dev} here: {why}")
         self.backend = backend
 
     def read(self, path: Path) -> bytes | None:

@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from attrnet.core.device import device_index
 from attrnet.core.errors import InputError, NotAvailableError
 from attrnet.core.model_card import parse_metadata_json
-from attrnet.export.ort_session import cpu_disabled_optimizers, ort_providers, session_options
+from attrnet.export.ort_session import (cpu_disabled_optimizers, ort_provider_options, ort_providers,
+                                        session_options, tensorrt_settings)
 from attrnet.serve.backend import Backend
 
 __all__ = ["OrtBackend"]
 
 
 class OrtBackend(Backend):
-    """ONNX Runtime session over an attrnet ONNX file (input ``images``, output ``probs``)."""
+    """ONNX Runtime session over an attrnet ONNX file (input ``images``, output ``probs``).
+
+    On the TensorRT execution provider the engine is cached in
+    `attrnet.export.ort_session.default_trt_cache` and built for batches 1 to `max_batch`; larger
+    batches are split.
+    """
 
     name = "onnxruntime"
 
@@ -28,17 +33,20 @@ class OrtBackend(Backend):
                                     "(or 'attrnet[gpu]' for CUDA)") from None
         opts = session_options(threads, spinning)
         names = ort_providers(device, ort.get_available_providers())
-        providers: list[Any] = [
-            (p, {"device_id": device_index(device)}) if p != "CPUExecutionProvider" else p for p in names
-        ]
         try:
+            trt = tensorrt_settings(path) if "TensorrtExecutionProvider" in names else None
+            if trt is not None:  # the provider creates the last folder only
+                trt.cache_dir.mkdir(parents=True, exist_ok=True)
+            providers = ort_provider_options(names, device_index(device), trt)
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for bad files
+        except Exception as exc:  # noqa: BLE001 - ORT and onnx raise their own exception types for bad files
             raise InputError(f"cannot load ONNX model: {str(exc).splitlines()[0][:300]}", path) from None
         meta = self.session.get_modelmeta().custom_metadata_map.get("attrnet")
         if meta is None:
             raise InputError("not an attrnet model (no 'attrnet' entry in the ONNX metadata)", path)
         self.providers = self.session.get_providers()
+        on_trt = trt is not None and "TensorrtExecutionProvider" in self.providers
+        self.max_batch: int | None = trt.max_batch if on_trt else None  # the TensorRT engine's profile
         used = "cpu" if self.providers[0] == "CPUExecutionProvider" else f"cuda:{device_index(device)}"
         super().__init__(path, parse_metadata_json(meta, path), used)
         self.disabled_optimizers = cpu_disabled_optimizers(self.metadata) if used == "cpu" else []
@@ -52,8 +60,9 @@ class OrtBackend(Backend):
                              "(uint8 input 'images', float output 'probs')", path)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
-        (probs,) = self.session.run(["probs"], {"images": images})
-        return np.asarray(probs, dtype=np.float32)
+        step = self.max_batch or len(images)
+        parts = [self.session.run(["probs"], {"images": images[i:i + step]})[0] for i in range(0, len(images), step)]
+        return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts), dtype=np.float32)
 
     def describe(self) -> str:
         return f"onnxruntime ({self.providers[0].replace('ExecutionProvider', '')})"

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from attrnet.core.progress import info
 from attrnet.core.schema import Schema
 from attrnet.serve.backend import Backend, cpu_count
 from attrnet.serve.backends import open_backend
@@ -47,11 +48,15 @@ def default_model_path() -> Path:
 
 
 def _nvjpeg_usable(backend: Backend) -> bool:
+    """nvjpeg for the torch backend on CUDA if a probe decode works there; else CPU decoding, said in one line."""
     if backend.name != "torch" or not backend.device.startswith("cuda"):
         return False
-    from attrnet.serve.gpu import nvjpeg_available
+    from attrnet.serve.gpu import nvjpeg_problem
 
-    return nvjpeg_available()
+    why = nvjpeg_problem(backend.device)
+    if why is not None:
+        info(f"nvjpeg cannot decode on {backend.device} ({why}); decoding JPEGs on the CPU")
+    return why is None
 
 
 class Predictor:
@@ -63,7 +68,8 @@ class Predictor:
     `device`: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``. `workers`: decode
     threads (default: the usable cores). `threads`: the model's CPU threads.
     `gpu_decode`: decode plain JPEGs with nvjpeg on the GPU (torch backend on
-    CUDA; default: when available). `reduced_decode`: decode large JPEGs at
+    CUDA; default: when a probe decode works there, else the CPU decodes them
+    and one line on stderr says why). `reduced_decode`: decode large JPEGs at
     1/2, 1/4 or 1/8 scale.
     """
 

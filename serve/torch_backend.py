@@ -5,7 +5,8 @@ backend runs the same graph as the exported files.
 
 On CUDA the model runs in fp16 and channels-last, replayed from CUDA graphs
 (one per power-of-two batch size up to 256, captured the first time a batch
-needs it; ``cuda_graphs=False`` runs it eagerly), and batches are staged in
+needs it, on the backend's device whichever device is current;
+``cuda_graphs=False`` runs it eagerly), and batches are staged in
 pinned host memory and copied on a separate stream (`attrnet.serve.gpu`), so
 the copy of one batch overlaps the compute of the previous one.
 """
@@ -51,8 +52,9 @@ class TorchBackend(Backend):
         self._stager: Any = None
         self.cuda_graphs = False
         if dev.type == "cuda":
-            from attrnet.serve.gpu import CudaGraphRunner, PinnedStager, prepare_module
+            from attrnet.serve.gpu import CudaGraphRunner, PinnedStager, prepare_module, require_cuda
 
+            dev = require_cuda(dev)  # with its ordinal: the model, graphs, staging and nvjpeg stay on one device
             module = prepare_module(module, dev, torch.float16)
             if cuda_graphs:
                 spec = self.input_spec

@@ -78,7 +78,7 @@ def test_benchmark_img_size_and_table(tiny_ckpt, capsys):
 
 def test_resized_checkpoint_keeps_tensors(tiny_ckpt, tmp_path):
     from attrnet.train.checkpoint import load_checkpoint
-    from attrnet.cli.benchmark import resized_checkpoint
+    from attrnet.bench.inputs import resized_checkpoint
 
     out = resized_checkpoint(tiny_ckpt, (40, 48), tmp_path)
     tensors, meta = load_checkpoint(out)

@@ -41,8 +41,9 @@ def test_info_human_table(synth_dir, capsys):
 
 def test_synth_size_and_human_summary(tmp_path, capsys):
     assert main(["data", "synth", "--preset", "celeba", "--out", str(tmp_path), "--num", "3", "--size", "40x32"]) == 0
-    err = capsys.readouterr().err
-    assert "wrote 3 celeba images (40x32)" in err
+    out, err = capsys.readouterr()
+    assert "wrote 3 celeba images (40x32)" in out  # the result on stdout, the progress on stderr
+    assert "synth celeba: 3/3 images" in err and "wrote" not in err
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attrnet.cli import main
-from attrnet.export import trt_engine as xtrt
+from attrnet.export import trt_engine
 
 from export_helpers import save_checkpoint
 
@@ -32,6 +32,7 @@ def test_export_writes_best_onnx_and_prints_json(ckpt, capsys):
     stages = doc["fold"]["choices"]["stages"]
     assert [s["branches"] for s in stages] == [2, 3, 4, 5]
     assert "folding best.safetensors" in cap.err and "parity on 16 images" in cap.err
+    assert cap.err.count("no --data given: parity measured on generated images") == 1  # each note once
 
 
 def test_triton_repository(ckpt, tmp_path, capsys):
@@ -107,7 +108,7 @@ def test_bad_batch_and_size_are_input_errors(ckpt, capsys):
     assert main(["export", str(ckpt), "--img-size", "abc"]) == 2
 
 
-@pytest.mark.skipif(xtrt.available(), reason="TensorRT is installed here")
+@pytest.mark.skipif(trt_engine.available(), reason="TensorRT is installed here")
 def test_engine_without_tensorrt_says_how_to_get_it(ckpt, capsys):
     assert main(["export", str(ckpt), "--trt", "--precision", "fp16"]) == 1
     assert "TensorRT is not installed" in capsys.readouterr().err

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from attrnet.export.fold import BranchConv, FoldedNet, MixMatmul, MixConv, fold_bn, fold_model
+from attrnet.export.fold import fold_bn, fold_model
+from attrnet.export.runtime import BranchConv, FoldedNet, MixConv, MixMatmul
 from attrnet.core.input_spec import InputSpec
 from attrnet.models.backbones import backbone
 from attrnet.models.net import MultiTaskNet

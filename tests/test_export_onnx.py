@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attrnet.train.checkpoint import read_metadata as read_ckpt_metadata
-from attrnet.export import onnx_graph as xonnx
+from attrnet.export import onnx_graph
 from attrnet.export import ort_session
 from attrnet.export.fold import fold_model
 from attrnet.export.parity import decisions
@@ -36,7 +36,7 @@ def test_fp32_file_follows_the_contract(ckpt, tmp_path):
     assert result["outputs"] == [str(out)]
     model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)
-    assert model.opset_import[0].version == xonnx.OPSET
+    assert model.opset_import[0].version == onnx_graph.OPSET
     (inp,) = model.graph.input
     assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     dims = inp.type.tensor_type.shape.dim
@@ -45,9 +45,9 @@ def test_fp32_file_follows_the_contract(ckpt, tmp_path):
     # uint8 is only cast (TensorRT accepts uint8 at inputs and in Cast layers, nowhere else)
     assert [n.op_type for n in model.graph.node if "images" in n.input] == ["Cast"]
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-    meta = xonnx.read_metadata(model)
+    meta = onnx_graph.read_metadata(model)
     ckpt_meta = read_ckpt_metadata(ckpt)
-    assert meta["source_sha256"] == xonnx.file_sha256(ckpt)
+    assert meta["source_sha256"] == onnx_graph.file_sha256(ckpt)
     for key in ("schema", "topology", "input", "thresholds", "arch"):
         assert meta[key] == ckpt_meta[key]
     assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temp file
@@ -97,14 +97,14 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
     out = tmp_path / "m.int8.onnx"
     result = export_checkpoint(ckpt, _opts(out=out, precision="int8", calib=calib))
     model = onnx.load(str(out))
-    ops = xonnx.op_counts(model)
+    ops = onnx_graph.op_counts(model)
     assert ops.get("QuantizeLinear", 0) > 0 and ops.get("DequantizeLinear", 0) > 0
     # symmetric activations and weights: every zero point is 0 (int8)
     inits = {t.name: t for t in model.graph.initializer}
     zps = [onnx.numpy_helper.to_array(inits[n.input[2]]) for n in model.graph.node
            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
     assert zps and all(z.dtype == np.int8 and not z.any() for z in zps)
-    assert xonnx.read_metadata(model)["export"]["precision"] == "int8"
+    assert onnx_graph.read_metadata(model)["export"]["precision"] == "int8"
     # the first conv and the heads' Gemm stay in float: no input of theirs comes from a DequantizeLinear
     produced_by = {o: n.op_type for n in model.graph.node for o in n.output}
     first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
@@ -117,7 +117,7 @@ def test_int8_qdq_calibrated_on_a_folder(ckpt, tmp_path):
     # the export measured QDQ propagation on ORT's CPU provider, recorded the choice, and serving follows it
     from attrnet.serve.backends import open_backend
 
-    chosen = xonnx.read_metadata(model)["export"]["ort_cpu_disabled_optimizers"]
+    chosen = onnx_graph.read_metadata(model)["export"]["ort_cpu_disabled_optimizers"]
     assert chosen in ([], ["QDQPropagationTransformer"])
     backend = open_backend(out, "cpu")
     assert backend.disabled_optimizers == chosen
@@ -138,7 +138,7 @@ def test_qdq_propagation_choice_follows_the_measured_gain(ckpt):
 
     folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(market_schema()), market_schema())),
                            InputSpec(SIZE, SIZE), mode="flops")
-    model = quantize(xonnx.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8")
+    model = quantize(onnx_graph.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8")
     x = images(8).numpy()
     off, speed = measure_qdq_propagation(model, x, runs=2, min_gain=0.0)
     assert off == ["QDQPropagationTransformer"] and set(speed) == {"propagation on", "propagation off"}
@@ -152,7 +152,7 @@ def test_int8_cpu_layout_uses_uint8_activations(ckpt, tmp_path):
     torch.manual_seed(0)
     schema = market_schema()
     folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(schema), schema)), InputSpec(SIZE, SIZE), mode="flops")
-    model = quantize(xonnx.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8-cpu")
+    model = quantize(onnx_graph.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(), "int8-cpu")
     inits = {t.name: t for t in model.graph.initializer}
     zps = [onnx.numpy_helper.to_array(inits[n.input[2]]).dtype for n in model.graph.node
            if n.op_type == "QuantizeLinear" and n.input[2] in inits]
@@ -164,7 +164,7 @@ def test_logits_on_request(tmp_path):
     schema = market_schema()
     model = randomise(MultiTaskNet(uneven_tree(schema), schema))
     folded, _ = fold_model(model, InputSpec(SIZE, SIZE), mode="flops", with_logits=True)
-    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
+    graph = onnx_graph.trace_to_onnx(folded, SIZE, SIZE)
     assert [o.name for o in graph.graph.output] == ["probs", "logits"]
     probs, logits = ort_session.session(graph).run(None, {"images": images(3).numpy()})
     assert np.allclose(probs[:, 0], 1 / (1 + np.exp(-logits[:, 0])), atol=1e-6)
@@ -175,16 +175,16 @@ def test_set_metadata_replaces_and_check_rejects_float_input():
     schema = market_schema()
     model = randomise(MultiTaskNet(uneven_tree(schema), schema))
     folded, _ = fold_model(model, InputSpec(SIZE, SIZE), mode="flops")
-    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
-    xonnx.set_metadata(graph, {"a": 1})
-    xonnx.set_metadata(graph, {"a": 2})
-    assert [p.key for p in graph.metadata_props] == ["attrnet"] and xonnx.read_metadata(graph) == {"a": 2}
-    xonnx.check(graph)
+    graph = onnx_graph.trace_to_onnx(folded, SIZE, SIZE)
+    onnx_graph.set_metadata(graph, {"a": 1})
+    onnx_graph.set_metadata(graph, {"a": 2})
+    assert [p.key for p in graph.metadata_props] == ["attrnet"] and onnx_graph.read_metadata(graph) == {"a": 2}
+    onnx_graph.check(graph)
     graph.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
     from attrnet.core.errors import AttrnetError
 
     with pytest.raises(AttrnetError):
-        xonnx.check(graph)
+        onnx_graph.check(graph)
 
 
 def test_decisions_threshold_and_argmax():
@@ -208,8 +208,8 @@ def test_branched_vgg_with_fc_stages_runs_in_onnxruntime():
     model = randomise(MultiTaskNet(split("vgg16-thin", backbone("vgg16-thin").widths, groups, 12), schema))
     spec = InputSpec(SIZE, SIZE)
     folded, _ = fold_model(model, spec, mode="flops")
-    graph = xonnx.trace_to_onnx(folded, SIZE, SIZE)
-    ops = xonnx.op_counts(graph)
+    graph = onnx_graph.trace_to_onnx(folded, SIZE, SIZE)
+    ops = onnx_graph.op_counts(graph)
     assert "AveragePool" not in ops and "GlobalAveragePool" not in ops  # the 1x1 -> 7x7 pool is in the fc weight
     imgs = images(4)
     got = ort_session.run_probs(ort_session.session(graph), imgs.numpy())
@@ -230,3 +230,25 @@ def test_label_decisions_and_accuracy_skip_missing_labels():
     dec = np.zeros_like(truth, dtype=np.int64)  # predicts 0 / class 0 everywhere
     # backpack 1/2 right, age 0/1 right, other attributes unlabelled (ignored)
     assert mean_accuracy(dec, truth) == pytest.approx((0.5 + 0.0) / 2)
+
+
+def test_quantize_and_tune_records_the_measured_choice_for_the_exporter_and_the_benchmarks(ckpt, tmp_path,
+                                                                                           monkeypatch):
+    from attrnet.bench.models import export_onnx
+    from attrnet.export import quantize
+
+    speeds = {"propagation on": 100.0, "propagation off": 250.0}
+    monkeypatch.setattr(quantize, "measure_qdq_propagation",
+                        lambda model, imgs: (["QDQPropagationTransformer"], speeds))
+    folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(market_schema()), market_schema())),
+                           InputSpec(SIZE, SIZE), mode="flops")
+    export_meta: dict = {"precision": "int8"}
+    lines: list[str] = []
+    graph, off = quantize.quantize_and_tune(onnx_graph.trace_to_onnx(folded, SIZE, SIZE), images(8).numpy(),
+                                            "int8", export_meta, lines.append)
+    assert off == export_meta["ort_cpu_disabled_optimizers"] == ["QDQPropagationTransformer"]
+    assert onnx_graph.op_counts(graph).get("QuantizeLinear", 0) > 0
+    assert lines == ["ONNX Runtime CPU, one thread: 100 img/s with QDQ propagation, 250 without -> off"]
+    out = tmp_path / "best.int8.onnx"  # the benchmarks' exporter records it through the same function
+    export_onnx(ckpt, "int8", out, calib_images=8)
+    assert onnx_graph.read_metadata(out)["export"]["ort_cpu_disabled_optimizers"] == ["QDQPropagationTransformer"]

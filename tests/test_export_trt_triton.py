@@ -2,7 +2,7 @@
 import pytest
 
 from attrnet.core.errors import InputError, NotAvailableError
-from attrnet.export import trt_engine as xtrt
+from attrnet.export import trt_engine
 from attrnet.export import triton
 
 NO_TRT = "TensorRT is not installed (pip install attrnet[trt] on a machine with an NVIDIA GPU)"
@@ -10,7 +10,7 @@ NO_TRT = "TensorRT is not installed (pip install attrnet[trt] on a machine with 
 
 @pytest.mark.parametrize("text,expected", [("1:16:64", (1, 16, 64)), ("8", (1, 8, 8)), (" 4:4:4 ", (4, 4, 4))])
 def test_parse_batch(text, expected):
-    p = xtrt.parse_batch(text)
+    p = trt_engine.parse_batch(text)
     assert (p.min, p.opt, p.max) == expected
     assert p.shapes(32, 24)[2] == (expected[2], 32, 24, 3)
 
@@ -18,12 +18,12 @@ def test_parse_batch(text, expected):
 @pytest.mark.parametrize("text", ["0:1:2", "4:2:8", "1:2", "a:b:c", "", "1:2:3:4"])
 def test_parse_batch_rejects(text):
     with pytest.raises(InputError):
-        xtrt.parse_batch(text)
+        trt_engine.parse_batch(text)
 
 
 def test_sidecar_content():
     meta = {"schema": {"attributes": []}, "source_sha256": "ab"}
-    side = xtrt.sidecar(meta, "fp16", xtrt.parse_batch("1:8:32"), 64, 48, 30, ["probs"], "cd", "10.9.0")
+    side = trt_engine.sidecar(meta, "fp16", trt_engine.parse_batch("1:8:32"), 64, 48, 30, ["probs"], "cd", "10.9.0")
     assert side["attrnet"] is meta
     eng = side["engine"]
     assert eng["precision"] == "fp16" and eng["tensorrt_version"] == "10.9.0" and eng["onnx_sha256"] == "cd"
@@ -39,21 +39,21 @@ def test_sidecar_is_read_by_the_serving_metadata_parser():
     from attrnet.core.model_card import parse_metadata_json
 
     meta = {"schema": {"attributes": []}, "input": {"height": 8, "width": 8}}
-    side = xtrt.sidecar(meta, "fp32", xtrt.parse_batch("4"), 8, 8, 1, ["probs"], "x", None)
+    side = trt_engine.sidecar(meta, "fp32", trt_engine.parse_batch("4"), 8, 8, 1, ["probs"], "x", None)
     assert parse_metadata_json(json.dumps(side)) == meta
 
 
-@pytest.mark.skipif(xtrt.available(), reason="TensorRT is installed here")
+@pytest.mark.skipif(trt_engine.available(), reason="TensorRT is installed here")
 def test_build_engine_without_tensorrt_raises_clearly():
     with pytest.raises(NotAvailableError, match="TensorRT is not installed"):
-        xtrt.build_engine(b"", xtrt.parse_batch("1"), 8, 8)
+        trt_engine.build_engine(b"", trt_engine.parse_batch("1"), 8, 8)
 
 
-@pytest.mark.skipif(not xtrt.available(), reason=NO_TRT)
+@pytest.mark.skipif(not trt_engine.available(), reason=NO_TRT)
 def test_build_engine_from_onnx(tmp_path):
     import torch
 
-    from attrnet.export import onnx_graph as xonnx
+    from attrnet.export import onnx_graph
     from attrnet.export.fold import fold_model
     from attrnet.core.input_spec import InputSpec
     from attrnet.models.net import MultiTaskNet
@@ -65,9 +65,10 @@ def test_build_engine_from_onnx(tmp_path):
         pytest.skip("TensorRT needs a CUDA GPU")
     schema = market_schema()
     folded, _ = fold_model(randomise(MultiTaskNet(uneven_tree(schema), schema)), InputSpec(32, 32), mode="flops")
-    graph = xonnx.trace_to_onnx(folded, 32, 32, half=True)
+    graph = onnx_graph.trace_to_onnx(folded, 32, 32, half=True)
     cache = tmp_path / "cache.bin"
-    plan = xtrt.build_engine(graph.SerializeToString(), xtrt.parse_batch("1:4:8"), 32, 32, timing_cache=cache)
+    plan = trt_engine.build_engine(graph.SerializeToString(), trt_engine.parse_batch("1:4:8"), 32, 32,
+                                   timing_cache=cache)
     assert len(plan) > 1000 and cache.stat().st_size > 0
 
 
@@ -91,7 +92,7 @@ def test_triton_repository_replaces_a_stale_model_file(tmp_path):
     assert (tmp_path / "attrnet" / "config.pbtxt").read_text() == "cfg2"
 
 
-@pytest.mark.skipif(not xtrt.available(), reason=NO_TRT)
+@pytest.mark.skipif(not trt_engine.available(), reason=NO_TRT)
 def test_export_engine_end_to_end(tmp_path, capsys):
     import json
 
@@ -112,4 +113,4 @@ def test_export_engine_end_to_end(tmp_path, capsys):
     assert [r["name"] for r in doc["parity"]["runners"]] == ["folded", "onnxruntime", "tensorrt"]
     side = json.loads((tmp_path / "best.fp16.engine.json").read_text())
     assert side["engine"]["batch"] == {"min": 1, "opt": 4, "max": 8}
-    assert (tmp_path / "trt.timing.cache").stat().st_size > 0
+    assert (tmp_path / "best.fp16.engine.timing.cache").stat().st_size > 0  # one cache per output

@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from attrnet.core.errors import InputError
+from attrnet.core.input_spec import InputSpec
+from attrnet.data.base import AttributeDataset
 from attrnet.methods.fafs import FAFSMethod
 from attrnet.models.net import MultiTaskNet
 from attrnet.core.topology import Topology
 from attrnet.core.schema import Schema, binary
+from attrnet.train.method import TrainContext
 
 SCHEMA = Schema(tuple(binary(f"a{i}") for i in range(6)))
 PLANTED = [0, 1, 0, 1, 0, 1]  # a0 a2 a4 | a1 a3 a5
@@ -32,9 +35,16 @@ def setup(**options) -> tuple[FAFSMethod, MultiTaskNet]:
     return method, model
 
 
+def context(model: MultiTaskNet, root) -> TrainContext:
+    """A run context around `model` (FAFS's init_model reads only the model)."""
+    empty = AttributeDataset(SCHEMA, "folder", "train", root, [], np.zeros((0, SCHEMA.num_columns), np.float32))
+    return TrainContext(model=model, train_set=empty, spec=InputSpec(32, 32), device=torch.device("cpu"), seed=0,
+                        batch_size=1, lr=1e-3, augment=False, crop_fraction=0.0, workers=0, log=print)
+
+
 def test_widens_top_down_along_planted_groups_after_stalls(tmp_path, capsys):
     method, model = setup()
-    method.init_model(model, trainer=None)
+    method.init_model(context(model, tmp_path))
     assert "random init" in capsys.readouterr().err
     feed(method, 40)
     a = method.affinity.matrix()

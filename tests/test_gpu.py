@@ -4,6 +4,7 @@ On a GPU machine: ``python -m pytest -m gpu`` runs all of them in one command.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from attrnet.core.errors import NotAvailableError
 from attrnet.core.input_spec import InputSpec
 from attrnet.serve import gpu
+from cuda_standins import FakeCuda, fake_cuda_tensors
 
 CUDA = torch.cuda.is_available()
 
@@ -217,8 +219,9 @@ class _FakeGraph:
         self.static_out.copy_(self.static_in.float().mean(dim=(1, 2)))
 
 
-def test_graph_runner_batch_routing_without_cuda():
+def test_graph_runner_batch_routing_without_cuda(monkeypatch):
     """Batches run on the smallest captured size that holds them; larger ones are split (CPU stand-in graphs)."""
+    FakeCuda(monkeypatch)
     runner = gpu.CudaGraphRunner.__new__(gpu.CudaGraphRunner)
     runner.device, runner.batch_sizes, runner.image_shape = torch.device("cpu"), [1, 4, 8], (5, 6)
     runner._graphs = {}
@@ -242,6 +245,7 @@ def test_graph_runner_batch_routing_without_cuda():
 
 def test_lazy_graph_runner_captures_only_the_sizes_batches_need(monkeypatch):
     """With lazy capture (the torch backend's mode) a size is captured the first time a batch needs it."""
+    FakeCuda(monkeypatch)
     runner = gpu.CudaGraphRunner.__new__(gpu.CudaGraphRunner)
     runner.device, runner.batch_sizes, runner.image_shape = torch.device("cpu"), [1, 2, 4, 8], (5, 6)
     runner._graphs, runner.lazy = {}, True
@@ -277,3 +281,113 @@ def test_torch_backend_cuda_graphs_equal_its_eager_path(tmp_path: Path):
         assert got.shape == want.shape == (n, 6)
         assert np.abs(got - want).max() <= 2e-3
     assert sorted(graphs.module._graphs) == [1, 4, 32, 64, 256]
+
+
+# ---------------------------------------------------------------- device and stream handling (CUDA stand-ins)
+
+def test_require_cuda_gives_cuda_the_current_ordinal(monkeypatch):
+    FakeCuda(monkeypatch, current=1)
+    assert gpu.require_cuda("cuda") == torch.device("cuda", 1)
+    assert gpu.require_cuda("cuda:0") == torch.device("cuda", 0)
+
+
+def test_graphs_are_captured_and_replayed_on_the_runners_device(monkeypatch):
+    """A runner on cuda:1 while cuda:0 is current: warm-up, capture and replay all run on cuda:1."""
+    cuda = FakeCuda(monkeypatch, current=0)
+
+    def module(x: torch.Tensor) -> torch.Tensor:
+        cuda.launch(x)
+        return x.float().mean(dim=(1, 2))
+
+    with torch.cuda.graph(torch.cuda.CUDAGraph()):  # an earlier capture on cuda:0 made torch's default capture stream
+        pass
+    with fake_cuda_tensors():
+        runner = gpu.CudaGraphRunner(module, [2, 4], "fp16", device="cuda:1", prepared=True, warmup=2,
+                                     image_shape=(5, 6))
+        out = runner(torch.zeros((3, 5, 6, 3), dtype=torch.uint8, device="cuda:1"))
+        split = runner(torch.zeros((6, 5, 6, 3), dtype=torch.uint8, device="cuda:1"))
+    assert out.shape == (3, 3) and split.shape == (6, 3) and out.device == torch.device("cuda", 1)
+    graphs = {b: g for b, (g, _, _) in runner._graphs.items()}
+    assert {b: g.capture_stream.device for b, g in graphs.items()} == {4: torch.device("cuda", 1),
+                                                                     2: torch.device("cuda", 1)}
+    assert {b: g.kernels for b, g in graphs.items()} == {4: 1, 2: 1}  # each capture recorded the model
+    assert cuda.launches == ([(1, False)] * 2 + [(1, True)]) * 2  # two eager warm-ups, then the captured call
+    assert cuda.replays == [1, 1, 1]  # 3 -> 4; 6 -> 4 + 2: replayed with cuda:1 current
+    assert cuda.current == 0  # the caller's device is current again
+
+
+def _real_cpu_decode():
+    from torchvision.io import decode_jpeg
+
+    return lambda datas, mode: [decode_jpeg(d, mode=mode) for d in datas]
+
+
+def _flat_jpeg(rgb: tuple[int, int, int] = (90, 160, 30), size: tuple[int, int] = (40, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, rgb).save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_nvjpeg_decode_synchronises_the_current_stream_first(monkeypatch):
+    """torchvision's CUDA decoder does not wait for the caller's stream (pytorch/vision PR #9606): attrnet does."""
+    import torchvision.io
+
+    cuda = FakeCuda(monkeypatch, current=0)
+    cpu_decode = _real_cpu_decode()
+
+    def decode_jpeg(datas, mode, device):
+        idx = torch.device(device).index
+        assert cuda.log[-1:] == [("synchronize", idx)], "decode_jpeg called before the stream was synchronised"
+        cuda.log.append(("decode", idx))
+        return cpu_decode(datas, mode)
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", decode_jpeg)
+    for n in (2, 1):
+        out = gpu.decode_jpegs_cuda([_flat_jpeg()] * n, InputSpec(16, 16), "cuda:1")
+        assert out.shape == (n, 16, 16, 3)
+        assert np.abs(out.float().mean(dim=(0, 1, 2)).numpy() - (90, 160, 30)).max() <= 4
+    assert [e for e in cuda.log if e[0] == "decode"] == [("decode", 1)] * 2
+
+
+def test_nvjpeg_probe_decodes_once_per_device(monkeypatch):
+    import torchvision.io
+
+    FakeCuda(monkeypatch)
+    monkeypatch.setattr(gpu, "_NVJPEG_PROBES", {})
+    cpu_decode, devices = _real_cpu_decode(), []
+
+    def decode_jpeg(datas, mode, device):
+        devices.append(torch.device(device))
+        return cpu_decode(datas, mode)
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", decode_jpeg)
+    assert gpu.nvjpeg_available("cuda:0") and gpu.nvjpeg_problem("cuda:0") is None
+    assert gpu.nvjpeg_available("cuda:1") and gpu.nvjpeg_available("cuda:0")
+    assert devices == [torch.device("cuda", 0), torch.device("cuda", 1)]
+
+
+@pytest.mark.parametrize("failure, reason", [
+    ("raise", "a test decode failed: .*nvjpeg status 6"),
+    ("black", "wrong pixels"),
+])
+def test_nvjpeg_probe_failure_says_why(monkeypatch, failure, reason):
+    """The import works but decoding does not (or decodes garbage): nvjpeg is reported unusable, with the reason."""
+    import torchvision.io
+
+    FakeCuda(monkeypatch)
+    monkeypatch.setattr(gpu, "_NVJPEG_PROBES", {})
+
+    def decode_jpeg(datas, mode, device):
+        if failure == "raise":
+            raise RuntimeError("nvjpeg status 6: the GPU architecture is not supported\nmore detail")
+        return [torch.zeros((3, 16, 16), dtype=torch.uint8) for _ in datas]
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", decode_jpeg)
+    assert not gpu.nvjpeg_available("cuda:0")
+    why = gpu.nvjpeg_problem("cuda:0")
+    assert why is not None and "\n" not in why and re.search(reason, why)
+

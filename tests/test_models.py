@@ -173,7 +173,7 @@ def test_pretrained_errors(tmp_path):
         load_pretrained(r18, str(tmp_path / "missing.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a torch file")
-    with pytest.raises(InputError, match="cannot read pretrained weights"):
+    with pytest.raises(InputError, match="not a readable weights file"):
         load_pretrained(r18, str(junk))
     with pytest.raises(InputError, match="unknown torchvision weights"):
         load_pretrained(r18, "NoSuch_Weights.X")

@@ -38,6 +38,14 @@ def test_bad_input_exits_2_before_ray_starts(tmp_path, capsys, args, message):
     assert not ray.is_initialized()
 
 
+def test_serve_is_an_importable_documented_command():
+    from attrnet.cli import serve as module
+    from attrnet.cli.app import app
+
+    assert module.__all__ == ["serve"] and module.serve.__doc__.strip()
+    assert module.serve in [c.callback for c in app.registered_commands]
+
+
 def test_a_busy_port_exits_2_before_ray_starts(capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with socket.socket() as busy:

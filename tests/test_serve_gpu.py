@@ -94,3 +94,37 @@ def test_nvjpeg_pipeline_matches_the_cpu_decoder(tmp_path):
     assert [r.ok for r in a] == [r.ok for r in b] == [True] * 13 + [False]
     diffs = [abs(a[i].probs[c] - b[i].probs[c]) for i in range(13) for c in a[i].probs]
     assert float(np.mean(diffs)) < 0.03  # nvjpeg + GPU resize vs OpenCV reduced decode + resize
+
+
+def test_predictor_decodes_on_the_cpu_when_the_nvjpeg_probe_fails(tmp_path, monkeypatch, capsys):
+    """torch on CUDA (stood in) where decode_jpeg imports but fails: one stderr line, then CPU decoding."""
+    import torch
+    import torchvision.io
+
+    from attrnet.serve import gpu, predictor
+    from cuda_standins import FakeCuda
+
+    FakeCuda(monkeypatch)
+    monkeypatch.setattr(gpu, "_NVJPEG_PROBES", {})
+    decodes = []
+
+    def broken_decode_jpeg(datas, mode, device):
+        decodes.append(device)
+        raise RuntimeError("nvjpeg status 6: the GPU architecture is not supported")
+
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", broken_decode_jpeg)
+    backend = open_backend(default_onnx(), device="cpu")  # runs the model; looks like the torch backend on cuda:0
+    monkeypatch.setattr(backend, "name", "torch", raising=False)
+    monkeypatch.setattr(backend, "device", "cuda:0")
+    monkeypatch.setattr(backend, "torch_device", torch.device("cuda", 0), raising=False)
+    monkeypatch.setattr(predictor, "open_backend", lambda *args, **kwargs: backend)
+    write_jpegs(tmp_path, 3, 40, 48)
+
+    p = predictor.Predictor("model.safetensors", workers=1, batch_size=2)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nvjpeg cannot decode on cuda:0" in lines[0] and "architecture" in lines[0]
+    assert lines[0].endswith("decoding JPEGs on the CPU")
+    results = list(p.predict(tmp_path))
+    assert [r.ok for r in results] == [True] * 3 and len(decodes) == 1  # probed once, never used after
+    with pytest.raises(NotAvailableError, match="nvjpeg cannot decode JPEGs on cuda:0 here: .*architecture"):
+        GpuJpegDecoder(backend)

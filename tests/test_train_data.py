@@ -7,7 +7,7 @@ import torch
 
 from attrnet.core.input_spec import InputSpec
 from attrnet.train.data import EpochSampler, TrainView, augment, normalise
-from attrnet.train.trainer import lr_factor
+from attrnet.train.optim import lr_factor
 
 
 class _Images(torch.utils.data.Dataset):
@@ -75,7 +75,7 @@ def test_normalise_uses_the_spec():
 def test_hold_out_is_seeded_and_disjoint(tmp_path):
     from attrnet.data.base import AttributeDataset
     from attrnet.core.schema import Schema, binary
-    from attrnet.train.trainer import hold_out
+    from attrnet.train.splits import hold_out
 
     schema = Schema((binary("a"),))
     ds = AttributeDataset(schema, "folder", "train", tmp_path, [tmp_path / f"{i}.png" for i in range(20)],

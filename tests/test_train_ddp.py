@@ -1,11 +1,15 @@
 """DDP under torchrun: 2 gloo processes on CPU."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch.distributed as dist
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="torch.distributed with gloo needed")
 
 WORKER = r'''
 import hashlib, json, os, sys
@@ -24,11 +28,12 @@ if rank != 0:
 
 class Probe(Method):
     """Records a digest of the weights after every optimiser step."""
-    def init_model(self, model, trainer):
-        self.trainer, self.digests = trainer, []
+    def init_model(self, ctx):
+        self.ctx, self.digests = ctx, []
     def after_step(self, step, losses, mask, logits, labels):
+        assert step == self.ctx.step
         h = hashlib.sha1()
-        for p in self.trainer.model.parameters():
+        for p in self.ctx.model.parameters():
             h.update(p.detach().cpu().numpy().tobytes())
         self.digests.append(h.hexdigest())
 
@@ -48,19 +53,60 @@ with open(os.path.join(log, f"rank{rank}.json"), "w") as f:
     json.dump({"digests": probe.digests, "orders": orders, "log_var": t.weighting.log_var.tolist()}, f)
 '''
 
+NAN_WORKER = r'''
+import os, sys
+import torch
+torch.set_num_threads(1)
+import attrnet.train.losses as losses_module
+from attrnet.core.errors import AttrnetError
+from attrnet.methods import train
+from attrnet.train.config import TrainConfig
 
-@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo needed")
-def test_ddp_two_gloo_processes(tmp_path):
+rank = int(os.environ["RANK"])
+data, out, log = sys.argv[1], sys.argv[2], sys.argv[3]
+forward, calls = losses_module.AttributeLoss.forward, [0]
+
+def poisoned(self, logits, labels):
+    """Rank 1's third training batch gets NaN losses."""
+    losses, mask = forward(self, logits, labels)
+    calls[0] += 1
+    return (losses * float("nan"), mask) if rank == 1 and calls[0] == 3 else (losses, mask)
+
+losses_module.AttributeLoss.forward = poisoned
+try:
+    train(TrainConfig(data=data, out=out, epochs=2, batch_size=8, lr=3e-3, img_size=(32, 32), workers=0,
+                      log_every=1000, warmup_epochs=0))
+except AttrnetError as exc:
+    with open(os.path.join(log, f"rank{rank}.err"), "w") as f:
+        f.write(str(exc))
+    sys.exit(1)
+'''
+
+
+def torchrun(tmp_path, worker: str, timeout: float) -> tuple[subprocess.CompletedProcess, object, object]:
+    """Run `worker` as 2 gloo processes on 100 synthetic images; kill the whole group on timeout."""
     from attrnet.data.synth import generate
 
     generate("celeba", tmp_path / "data", num=100, seed=0, size=(32, 32))
-    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "worker.py").write_text(worker)
     out, log = tmp_path / "run", tmp_path / "log"
     log.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(tmp_path / "worker.py"), f"celeba:{tmp_path / 'data'}", str(out), str(log)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the 2-process run did not finish within {timeout:g} s (a rank hangs):\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), out, log
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    proc, out, log = torchrun(tmp_path, WORKER, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r0, r1 = (json.loads((log / f"rank{r}.json").read_text()) for r in (0, 1))
     # identical weights after every step (and they do change)
@@ -75,3 +121,13 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert (out / "best.safetensors").is_file() and (out / "last.safetensors").is_file()
     assert "2 processes" in proc.stderr
+
+
+def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    proc, out, log = torchrun(tmp_path, NAN_WORKER, timeout=180)
+    assert proc.returncode != 0
+    errors = [(log / f"rank{r}.err").read_text() if (log / f"rank{r}.err").exists() else None for r in (0, 1)]
+    assert errors[0] is not None and errors[0] == errors[1], (errors, proc.stderr[-3000:])
+    assert len(errors[0].splitlines()) == 1
+    assert "the training loss is nan on rank 1 at epoch 1 step 3" in errors[0]
+    assert not (out / "last.safetensors").exists()  # stopped in the first epoch, before any checkpoint

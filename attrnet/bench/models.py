@@ -81,7 +81,7 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
     """
     try:
         from attrnet.train.checkpoint import load_model
-        from attrnet.export import onnx_graph as xonnx
+        from attrnet.export import onnx_graph
         from attrnet.export.fold import fold_model
         from attrnet.core.input_spec import InputSpec
     except ImportError as exc:
@@ -89,14 +89,13 @@ def export_onnx(checkpoint: Path, precision: str, out: Path, calib: Path | None 
     net, meta = load_model(checkpoint)
     spec = InputSpec.from_dict(meta["input"])
     folded, _ = fold_model(net, spec)
-    proto = xonnx.trace_to_onnx(folded, spec.height, spec.width, half=precision == "fp16")
-    export: dict[str, object] = {"precision": precision, "opset": xonnx.OPSET}
+    proto = onnx_graph.trace_to_onnx(folded, spec.height, spec.width, half=precision == "fp16")
+    export: dict[str, object] = {"precision": precision, "opset": onnx_graph.OPSET}
     if precision.startswith("int8"):
         from attrnet.export.parity import generated_images
-        from attrnet.export.quantize import load_image_folder, measure_qdq_propagation, quantize
+        from attrnet.export.quantize import load_image_folder, quantize_and_tune
 
         images = load_image_folder(calib, spec) if calib is not None else generated_images(spec, calib_images)
-        proto = quantize(proto, images, precision)
-        export["ort_cpu_disabled_optimizers"] = measure_qdq_propagation(proto, images)[0]
-    xonnx.set_metadata(proto, xonnx.onnx_metadata(meta, xonnx.file_sha256(checkpoint), export=export))
-    xonnx.save(proto, out)
+        proto, _ = quantize_and_tune(proto, images, precision, export)
+    onnx_graph.set_metadata(proto, onnx_graph.onnx_metadata(meta, onnx_graph.file_sha256(checkpoint), export=export))
+    onnx_graph.save(proto, out)

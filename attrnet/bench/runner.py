@@ -10,14 +10,16 @@ while running become rows with an `error`.
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from attrnet.bench import models
+from attrnet.bench.inputs import GENERATED_JPEGS, benchmark_model, jpeg_files, resized_checkpoint
 from attrnet.bench.rows import MODES, Row, failed, measured, skipped
 from attrnet.bench.stats import time_calls
 from attrnet.core.errors import AttrnetError, InputError, NotAvailableError
@@ -38,6 +40,25 @@ class BenchConfig:
     threads: int | None = None
     workers: int | None = None
     calib: Path | None = None  # image folder for int8 calibration when exporting
+
+    def __post_init__(self) -> None:
+        _check_choices("--backends", self.backends, models.BACKENDS)
+        _check_choices("--precision", self.precisions, models.PRECISIONS)
+        _check_choices("--mode", self.modes, MODES)
+        if not self.batch_sizes:
+            raise InputError("--batch-sizes needs at least one value")
+        if any(b < 1 or b > 65536 for b in self.batch_sizes):
+            raise InputError(f"--batch-sizes must be within 1..65536, got {','.join(map(str, self.batch_sizes))}")
+        if self.iters < 1 or self.warmup < 0:
+            raise InputError(f"--iters must be >= 1 and --warmup >= 0, got {self.iters} and {self.warmup}")
+
+
+def _check_choices(option: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    if not values:
+        raise InputError(f"{option} needs at least one value")
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise InputError(f"{option}: unknown value {bad[0]!r} (choose from {', '.join(allowed)})")
 
 
 def resolve_device(device: str) -> str:
@@ -166,6 +187,26 @@ def run_benchmark(model: Path, cfg: BenchConfig, workdir: Path, log: Log = lambd
         if "end-to-end" in cfg.modes:
             rows += _end_to_end_rows(backend, precision, path, used, cfg, log)
     return rows
+
+
+def benchmark(model: str | Path | None, cfg: BenchConfig, *, img_size: tuple[int, int] | None = None,
+              image_dir: str | Path | None = None, log: Log = lambda m: None) -> tuple[Path, list[Row]]:
+    """The model file benchmarked and its rows: `model` (default: the shipped model), its input size
+    changed to `img_size` if given; end-to-end rows read the JPEGs under `image_dir`, or generated
+    640x480 JPEGs. Exports and generated files live in a temporary folder removed afterwards."""
+    files = jpeg_files(image_dir) if image_dir is not None and "end-to-end" in cfg.modes else None
+    path = benchmark_model(model)
+    with tempfile.TemporaryDirectory(prefix="attrnet-bench-") as tmp:
+        work = Path(tmp)
+        if img_size is not None:
+            path = resized_checkpoint(path, img_size, work)
+        if files is None and "end-to-end" in cfg.modes:
+            from attrnet.bench.jpegs import write_jpegs
+
+            log(f"benchmark: writing {GENERATED_JPEGS} generated 640x480 JPEGs for end-to-end rows")
+            files = write_jpegs(work / "jpegs", GENERATED_JPEGS)
+        run_cfg = replace(cfg, images=files)
+        return path, run_benchmark(path, run_cfg, work, log=log)
 
 
 def _end_to_end_rows(backend: str, precision: str, path: Path, device: str, cfg: BenchConfig, log: Log) -> list[Row]:

@@ -7,99 +7,97 @@ from __future__ import annotations
 import os
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
 from attrnet.cli.output import info, print_json
 
+__all__ = ["predict"]
+
 TABLE_ROWS = 20
 LOG_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("predict")
-    def predict(
-        source: str = typer.Argument(..., help="Image, folder (recursive), glob, list file (.txt) or video."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m",
-                                             help="Model file: .onnx, .safetensors, .engine/.plan (default: the shipped model)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write rows to FILE.csv or FILE.jsonl as they complete."),
-        batch_size: int = typer.Option(32, "--batch-size", "-b", min=1, help="Images per model call."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Decode threads (default: usable cores)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Model threads on CPU (default: usable cores)."),
-        device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-        backend: str = typer.Option("auto", "--backend", help="auto (by file suffix) | torch | onnxruntime | tensorrt."),
-        resume: bool = typer.Option(False, "--resume", help="Append to --out, skipping paths already in it."),
-        stride: int = typer.Option(1, "--stride", min=1, help="Videos: keep every n-th frame."),
-        allow_outside: bool = typer.Option(False, "--allow-outside", help="List files: accept paths outside the list's folder."),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable summary (and rows, without --out) on stdout."),
-        use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (the `ray` extra); --out may then be .parquet."),
-        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: an existing cluster "
-                                                  "(default: RAY_ADDRESS, else a local Ray for this run)."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1,
-                                                  help="With --ray: model actors (default: one per CPU, or per GPU)."),
-    ) -> None:
-        """Predict attributes; bad images become error rows, the run goes on."""
-        from attrnet.core.errors import InputError
+def predict(
+    source: Annotated[str, typer.Argument(help="Image, folder (recursive), glob, list file (.txt) or video.")],
+    *,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model file: .onnx, .safetensors, "
+                                                  ".engine/.plan (default: the shipped model).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write rows to FILE.csv or FILE.jsonl as they "
+                                                "complete.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")] = 32,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", min=1, help="Decode threads (default: usable "
+                                                   "cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="Model threads on CPU (default: usable "
+                                                   "cores).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="auto (by file suffix) | torch | onnxruntime | "
+                                         "tensorrt.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Append to --out, skipping paths already in it.")] = False,
+    stride: Annotated[int, typer.Option("--stride", min=1, help="Videos: keep every n-th frame.")] = 1,
+    allow_outside: Annotated[bool, typer.Option("--allow-outside", help="List files: accept paths outside the list's "
+                                                "folder.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary (and rows, without --out) on "
+                                          "stdout.")] = False,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Data (the `ray` extra); --out may then be "
+                                          "FILE.parquet, a folder of part files.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --ray: an existing cluster "
+                                                       "(default: RAY_ADDRESS, else a local Ray for this run).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="With --ray: model actors "
+                                                       "(default: one per CPU, or per GPU).")] = None,
+) -> None:
+    """Predict attributes; bad images become error rows, the run goes on."""
+    from attrnet.core.errors import InputError
 
-        if use_ray:
-            if resume:
-                raise InputError("--resume does not work with --ray (write a new --out)")
-            _predict_on_ray(source, model, out, batch_size, device, concurrency, ray_address, allow_outside, as_json)
-            return
-        from attrnet.serve.predictor import Predictor
-        from attrnet.serve.sinks import Sink, sink_format
+    if use_ray:
+        if resume:
+            raise InputError("--resume does not work with --ray (write a new --out)")
+        _predict_on_ray(source, model, out, batch_size, device, concurrency, ray_address, allow_outside, as_json)
+        return
+    from attrnet.serve.predictor import Predictor
+    from attrnet.serve.sinks import Sink, sink_format
 
-        if resume and out is None:
-            raise InputError("--resume needs --out FILE")
-        if out is not None:
-            sink_format(out)
-        predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
-                              workers=workers, threads=threads)
-        sink = Sink(out, predictor.columns, predictor.attributes, resume=resume) if out is not None else None
-        skipped = len(sink.done) if sink is not None else 0
-        results = predictor.predict(source, stride=stride, allow_outside=allow_outside,
-                                    skip=(sink.done.__contains__ if sink is not None and sink.done else None))
-        try:
-            shown, _, _ = _write_or_keep(_with_progress(results, predictor), sink, as_json)
-        finally:
-            if sink is not None:
-                sink.close()
-        stats = predictor.stats
-        summary = {
-            "model": str(predictor.backend.path),
-            "backend": predictor.backend.describe(),
-            "images": stats.images,
-            "errors": stats.errors,
-            "skipped": skipped,
-            "seconds": round(stats.wall_seconds, 3),
-            "images_per_second": round(stats.images_per_second, 1),
-            "decode_seconds": round(stats.decode_seconds, 3),
-            "model_seconds": round(stats.model_seconds, 3),
-            "workers": predictor.pipeline.workers,
-            "out": str(out) if out is not None else None,
-        }
-        if stats.images == 0 and not skipped:
-            raise InputError("no images to predict", source)
-        _report(summary, shown, stats.images, as_json, _summary_line(summary))
-
-
-def _write_or_keep(results: Iterable[Any], sink: Any, as_json: bool) -> tuple[list[Any], int, int]:
-    """Write every result to `sink` (then finish it), or keep those to show: all with --json, else the
-    first TABLE_ROWS. Returns them with the number of results and of errors."""
+    if resume and out is None:
+        raise InputError("--resume needs --out FILE")
+    if out is not None:
+        sink_format(out)
+    predictor = Predictor(model, backend=backend, device=device, batch_size=batch_size,
+                          workers=workers, threads=threads)
+    sink = Sink(out, predictor.columns, predictor.attributes, resume=resume) if out is not None else None
+    skipped = len(sink.done) if sink is not None else 0
+    results = predictor.predict(source, stride=stride, allow_outside=allow_outside,
+                                skip=(sink.done.__contains__ if sink is not None and sink.done else None))
     shown: list[Any] = []
-    images = errors = 0
-    for r in results:
-        images, errors = images + 1, errors + (not r.ok)
+    try:
+        for r in _with_progress(results, predictor):
+            if sink is not None:
+                sink.write(r)
+            elif as_json or len(shown) < TABLE_ROWS:
+                shown.append(r)
         if sink is not None:
-            sink.write(r)
-        elif as_json or len(shown) < TABLE_ROWS:
-            shown.append(r)
-    if sink is not None:
-        sink.finish()
-    return shown, images, errors
+            sink.finish()
+    finally:
+        if sink is not None:
+            sink.close()
+    stats = predictor.stats
+    summary = {
+        "model": str(predictor.backend.path),
+        "backend": predictor.backend.describe(),
+        "images": stats.images,
+        "errors": stats.errors,
+        "skipped": skipped,
+        "seconds": round(stats.wall_seconds, 3),
+        "images_per_second": round(stats.images_per_second, 1),
+        "decode_seconds": round(stats.decode_seconds, 3),
+        "model_seconds": round(stats.model_seconds, 3),
+        "workers": predictor.pipeline.workers,
+        "out": str(out) if out is not None else None,
+    }
+    if stats.images == 0 and not skipped:
+        raise InputError("no images to predict", source)
+    _report(summary, shown, stats.images, as_json, _summary_line(summary))
 
 
 def _report(summary: dict[str, Any], shown: list[Any], total: int, as_json: bool, line: str) -> None:
@@ -168,40 +166,15 @@ def _summary_line(s: dict[str, Any]) -> str:
 
 def _predict_on_ray(source: str, model: Optional[Path], out: Optional[Path], batch_size: int, device: str,
                     concurrency: Optional[int], address: Optional[str], allow_outside: bool, as_json: bool) -> None:
-    """`predict --ray`: the rows of `attrnet.serve.scale.predict_dataset`, written like local predict's
-    (CSV/JSONL in the same order), or by Ray's Parquet writer (a folder of part files)."""
+    """`predict --ray`: `attrnet.serve.scale_job.predict_job`, reported like a local run."""
     from attrnet.core.device import check_device
-    from attrnet.serve.scale import check_source, iter_results, predict_dataset
-    from attrnet.serve.scale_model import ModelFile
-    from attrnet.serve.scale_ray import ray_session
-    from attrnet.serve.sinks import Sink, sink_format
+    from attrnet.serve.scale_job import predict_job
 
-    parquet = out is not None and out.suffix.lower() == ".parquet"
-    if out is not None and not parquet:
-        sink_format(out)
-    num_gpus = 1 if check_device(device).startswith("cuda") else 0
-    model_file = ModelFile.read(model)
-    card = model_file.card
-    check_source(source, allow_outside=allow_outside)  # a missing or empty source fails before Ray starts
-    start = time.perf_counter()
-    shown: list[Any] = []
-    with ray_session(address):
-        ds = predict_dataset(source, model_file, batch_size=batch_size, concurrency=concurrency,
-                             num_gpus=num_gpus, allow_outside=allow_outside)
-        if parquet:
-            ds = ds.materialize()
-            ds.write_parquet(str(out))
-            images = ds.count()
-            errors = sum(b.num_rows - b.column("error").null_count  # whole blocks: no new Ray tasks
-                         for b in ds.iter_batches(batch_size=None, batch_format="pyarrow"))
-        else:
-            ds.context.execution_options.preserve_order = True  # rows in local predict's order
-            with Sink(out, card.columns, card.schema.names) if out is not None else nullcontext() as sink:
-                shown, images, errors = _write_or_keep(iter_results(ds, card), sink, as_json)
-    seconds = time.perf_counter() - start
-    summary = {"model": model_file.source, "backend": "Ray Data", "images": images, "errors": errors,
-               "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1),
-               "out": str(out) if out is not None else None}
-    _report(summary, shown, images, as_json,
-            f"predicted {images} images ({errors} errors) on Ray Data in {seconds:.1f} s, start-up included: "
-            f"{summary['images_per_second']:.1f} images/s" + (f"; wrote {out}" if out is not None else ""))
+    gpus = 1 if check_device(device).startswith("cuda") else 0
+    job = predict_job(source, model, out, address=address, batch_size=batch_size, concurrency=concurrency,
+                      num_gpus=gpus, allow_outside=allow_outside, keep=None if as_json else TABLE_ROWS)
+    summary = {"model": job.model, "backend": "Ray Data", "images": job.images, "errors": job.errors,
+               "seconds": round(job.seconds, 3), "images_per_second": round(job.images_per_second, 1), "out": job.out}
+    _report(summary, job.results, job.images, as_json,
+            f"predicted {job.images} images ({job.errors} errors) on Ray Data in {job.seconds:.1f} s, start-up "
+            f"included: {job.images_per_second:.1f} images/s" + (f"; wrote {job.out}" if job.out else ""))

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from attrnet.data.index import SPLITS, Index
+from attrnet.data.index import Index
 from attrnet.core.errors import InputError
 
 if TYPE_CHECKING:
@@ -79,8 +79,6 @@ def open_dataset(
 
     `reduce_to` (the model input size) allows reduced-size JPEG decoding, see `AttributeDataset`.
     """
-    if split not in SPLITS:
-        raise InputError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
     return load_index(spec, allow_outside=allow_outside).subset(split, transform, reduce_to)
 
 

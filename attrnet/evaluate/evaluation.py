@@ -66,6 +66,8 @@ def evaluate(model_path: str | Path, data: str, split: str = "test", batch_size:
     from attrnet.train.data import Resize
 
     path = Path(model_path)
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if path.suffix.lower() in BACKEND_SUFFIXES:
         run, meta = backend_runner(path, device)
     else:
@@ -78,7 +80,8 @@ def evaluate(model_path: str | Path, data: str, split: str = "test", batch_size:
                          f"the model's ({schema.num_columns} columns, {schema.name})", data)
     dataset = index.subset(split, Resize(spec))
     if len(dataset) == 0:
-        raise InputError(f"the dataset has no {split!r} images", data)
+        present = ", ".join(f"{name} ({count})" for name, count in index.counts().items() if count)
+        raise InputError(f"the dataset has no {split!r} images (splits with images: {present or 'none'})", data)
     probs, labels = [], []
     for images, y in _batches(dataset, batch_size, workers):
         probs.append(np.asarray(run(images), np.float32))

@@ -9,6 +9,7 @@ single-branch trunk and replicated into every branch of the grouped layers.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,22 +24,32 @@ PRETRAINABLE = ("resnet18", "resnet50", "vgg16")
 _ENUMS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "vgg16": "VGG16_Weights"}
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError("pretrained weights file not found", path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def read_state_dict(path: str | Path, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """The tensors of a weights file: a `.safetensors` file, or a `torch.save` state dict read with
+    ``weights_only=True`` (a nested ``state_dict`` is unwrapped, ``module.`` prefixes dropped).
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
-        raise InputError(f"cannot read pretrained weights: {exc}", path) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+    A missing or unreadable file, or one holding anything but named tensors, is one InputError
+    line naming the file; torch's own message (which suggests unpickling) is not passed on.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a file
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch and safetensors raise many types for a file they cannot read
+        raise InputError("not a readable weights file (expected a .safetensors file or a torch.save state dict "
+                         "of tensors)", path) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError("pretrained weights must be a state dict of tensors", path)
+        raise InputError("not a state dict (expected a mapping of names to tensors)", path)
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -111,8 +122,8 @@ def load_pretrained(model: "MultiTaskNet", source: str) -> int:
     if arch not in PRETRAINABLE:
         trunk_tensors(arch, {})
     path = Path(source).expanduser()
-    state = _read_state_dict(path) if (path.exists() or path.suffix in (".pth", ".pt", ".safetensors")) \
-        else _from_enum(arch, source)
+    is_file = path.exists() or path.suffix in (".pth", ".pt", ".safetensors")
+    state = read_state_dict(path, "pretrained weights file") if is_file else _from_enum(arch, source)
     tensors = trunk_tensors(arch, state)
     if not tensors:
         raise InputError(f"no {arch} backbone weights found in {source}", source)

@@ -1,5 +1,8 @@
-"""Training: trainer (AMP, DDP, resume), losses, metrics, thresholds, configuration, evaluation.
+"""Training: the loop (`trainer`) and its parts, losses, loss weighting, metrics, thresholds, checkpoints.
 
-Importing this package does not import torch; `attrnet.train.trainer.Trainer`
-and `attrnet.train.config.TrainConfig` are the entry points.
+`trainer.Trainer(config, method)` orchestrates one run over `splits`,
+`model_setup`, `optim`, `amp`, `epoch`, `validation`, `selection`, `outputs`
+and `resume`; methods plug in through `method.Method` and its `TrainContext`.
+Train with a method by name through `attrnet.methods.train(config)`.
+Importing this package does not import torch.
 """

@@ -5,6 +5,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from attrnet.core.errors import InputError
+from attrnet.core.topology import Topology
+
+__all__ = ["BEST_METRICS", "METHOD_OPTION_KEYS", "OPTIMIZERS", "PRESETS", "TrainConfig", "apply_preset"]
 
 OPTIMIZERS = ("adamw", "sgd")
 BEST_METRICS = ("mean_accuracy", "mA", "instance_f1", "val_loss")
@@ -70,6 +73,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise InputError for values no run can use."""
+        from attrnet.models.backbones import ARCHS
         from attrnet.train.weighting import WEIGHTINGS
         from attrnet.train.losses import POS_WEIGHTS
         from attrnet.train.thresholds import OBJECTIVES
@@ -78,6 +82,12 @@ class TrainConfig:
             extra = f" (choose from {', '.join(allowed)})" if allowed else ""
             raise InputError(f"{flag}: invalid value {value!r}{extra}")
 
+        if self.arch not in ARCHS:
+            raise InputError(f"unknown arch {self.arch!r} (choose from {', '.join(ARCHS)})")
+        if self.topology:
+            plan_arch = Topology.load(self.topology).arch
+            if plan_arch != self.arch:
+                raise InputError(f"the topology is for {plan_arch}, --arch says {self.arch}", self.topology)
         if self.weighting not in WEIGHTINGS:
             bad("--weighting", self.weighting, WEIGHTINGS)
         if self.optimizer not in OPTIMIZERS:
@@ -120,6 +130,23 @@ class TrainConfig:
         d = asdict(self)
         d["img_size"] = list(self.img_size)
         return d
+
+    @classmethod
+    def from_options(cls, data: str, out: str, **options: Any) -> "TrainConfig":
+        """The configuration for options as a user gives them, None meaning "not given".
+
+        An option not given takes its `preset`'s value where the preset sets one, else
+        the default; `arch` defaults to the `topology` plan's arch. The method options
+        (`METHOD_OPTION_KEYS`, e.g. ``columns=...``) go into `method_options`.
+        """
+        method_options = dict(options.pop("method_options", None) or {})
+        method_options.update({k: options.pop(k) for k in METHOD_OPTION_KEYS if k in options})
+        given = {k: v for k, v in options.items() if v is not None}
+        if given.get("preset"):
+            given = {**apply_preset(given["preset"], given), **given}
+        if "arch" not in given and given.get("topology"):
+            given["arch"] = Topology.load(given["topology"]).arch
+        return cls(data=data, out=out, method_options=method_options, **given)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

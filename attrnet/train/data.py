@@ -128,6 +128,13 @@ class EpochSampler(Sampler[int]):
         return -(-self.length // self.world)
 
 
+def batches_per_epoch(n: int, batch_size: int, world: int) -> tuple[int, bool]:
+    """Steps per epoch on each rank, and whether to drop the last short batch (only when every rank gets a full one)."""
+    drop_last = n >= batch_size * world
+    per_rank = -(-n // world)
+    return (per_rank // batch_size if drop_last else -(-per_rank // batch_size)), drop_last
+
+
 def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler[int] | None, workers: int,
                 drop_last: bool = False, pin: bool = False) -> DataLoader:
     kwargs: dict[str, Any] = {}

@@ -50,6 +50,16 @@ def mean_across(t: torch.Tensor, d: Dist) -> torch.Tensor:
     return torch.where(pair[1] > 0, pair[0] / pair[1].clamp(min=1), torch.full_like(t, float("nan")))
 
 
+def per_rank(value: torch.Tensor, d: Dist) -> torch.Tensor:
+    """A scalar's value on every rank, in rank order: ``[world]``, the same on every rank (one all-reduce)."""
+    if not d.enabled:
+        return value.reshape(1)
+    slots = torch.zeros(d.world, dtype=value.dtype, device=value.device)
+    slots[d.rank] = value
+    dist.all_reduce(slots)
+    return slots
+
+
 def average_gradients(params: list[torch.nn.Parameter], d: Dist) -> None:
     """All-reduce the gradients of parameters DDP does not manage (the weighting's own)."""
     if not d.enabled:

@@ -1,32 +1,67 @@
 """The interface between the trainer and an architecture method (shared, independent, FAFS, cross-stitch).
 
 The trainer owns the loop (data, optimiser, loss weighting, checkpoints). A
-`Method` decides the architecture and may hook into training:
+`Method` decides the architecture and may hook into training. The hooks, in
+the order a run calls them:
 
-- `initial_topology` gives the Topology to build (FAFS: the thin trunk;
-  cross-stitch: K columns with `mix`).
-- `init_model` initialises weights (SOMP, per-column pretraining).
-- `param_groups` splits parameters into optimiser groups (cross-stitch alphas
-  at their own learning rate).
-- `after_step` sees every training step's per-sample, per-attribute losses
-  (FAFS task affinity).
-- `after_validation` may return a new model (FAFS widening); the trainer then
-  rebuilds its optimiser around it.
-- `state_dict` / `load_state_dict` carry method state in `last.safetensors`
-  (tensors) so `--resume` continues exactly.
-- `finish` writes method outputs into the run directory (topology.json,
-  reports, PNGs, alphas.json).
+- `initial_topology(arch, schema)` gives the Topology to build (FAFS: the thin
+  trunk; cross-stitch: K columns with `mix`).
+- `init_model(ctx)` initialises ``ctx.model``'s weights before training (SOMP,
+  per-column pretraining). Not called on ``--resume``: the weights come from
+  ``last.safetensors``.
+- `param_groups(model, lr)` splits parameters into optimiser groups
+  (cross-stitch alphas at their own learning rate).
+- `after_step(step, losses, mask, logits, labels)` sees every training step's
+  per-sample, per-attribute losses (FAFS task affinity).
+- `after_validation(step, val_loss, model)` may return a new model (FAFS
+  widening); the trainer then rebuilds its optimiser around it.
+- `state_dict()` / `load_state_dict(state)` carry method state in
+  `last.safetensors` (tensors) so `--resume` continues exactly.
+- `finish(model, run_dir)` writes method outputs into the run directory
+  (topology.json, reports, PNGs, alphas.json).
+
+A method never sees the trainer. `init_model` receives a `TrainContext`: the
+run's model, optimiser and step, the training split and input spec, the
+device, the settings a method needs to draw its own training batches (seed,
+batch size, learning rate, augmentation, workers) and the run's `log`. It is
+one object for the whole run, which the trainer keeps current (``model``
+after a replacement, ``optimizer`` once built, ``step`` after every step), so
+a method may keep it; methods read it and never assign to it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
-    from attrnet.models.net import MultiTaskNet
-    from attrnet.core.topology import Topology
+    from attrnet.core.input_spec import InputSpec
     from attrnet.core.schema import Schema
+    from attrnet.core.topology import Topology
+    from attrnet.data.base import AttributeDataset
+    from attrnet.models.net import MultiTaskNet
+
+__all__ = ["Method", "TrainContext"]
+
+
+@dataclass
+class TrainContext:
+    """What a method may use of the run it trains in (see the module docstring)."""
+
+    model: "MultiTaskNet"
+    train_set: "AttributeDataset"
+    spec: "InputSpec"
+    device: "torch.device"
+    seed: int
+    batch_size: int
+    lr: float
+    augment: bool
+    crop_fraction: float
+    workers: int
+    log: Callable[[str], None]
+    step: int = 0
+    optimizer: "torch.optim.Optimizer | None" = None  # built after `init_model`
 
 
 class Method:
@@ -43,8 +78,8 @@ class Method:
 
         return shared(arch, backbone(arch).widths, schema.names)
 
-    def init_model(self, model: "MultiTaskNet", trainer: Any) -> None:
-        """Initialise weights before training (default: keep the model's own init)."""
+    def init_model(self, ctx: TrainContext) -> None:
+        """Initialise ``ctx.model``'s weights before training (default: keep the model's own init)."""
 
     def param_groups(self, model: "MultiTaskNet", lr: float) -> list[dict[str, Any]]:
         return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]

@@ -1,65 +1,48 @@
 """The training loop every method plugs into.
 
-`Trainer(config).run()` builds the data pipeline, the model (from the
-method's topology, `--topology`, `--pretrained`, `--init-from`), the loss
-weighting, optimiser and warm-up + cosine schedule, then trains with the
-method's hooks, validates every epoch (thresholds, metrics), and writes the
-run directory: `config.json`, `metrics.jsonl`, `weights.jsonl`,
-`best.safetensors` (+ `best.json`), `last.safetensors`, `topology.json` and
-the method's own outputs. Under `torchrun` it runs DDP; only rank 0 writes.
+`Trainer(config, method).run()` builds the data pipeline (`splits`), the model
+(`model_setup`: the method's topology, `--topology`, `--pretrained`,
+`--init-from`), the loss weighting, optimiser and warm-up + cosine schedule
+(`optim`), then trains with the method's hooks (`method`), validates every
+epoch (`validation`: thresholds, metrics), picks the best epoch (`selection`)
+and writes the run directory (`outputs`): `config.json`, `metrics.jsonl`,
+`weights.jsonl`, `best.safetensors` (+ `best.json`), `last.safetensors`,
+`topology.json` and the method's own outputs. `--resume` continues from
+`last.safetensors` (`resume`). Under `torchrun` it runs DDP; only rank 0 writes.
+`attrnet.methods.train(config)` builds the method and runs this.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from attrnet.train.checkpoint import model_metadata, save_model, write_json_copy
-from attrnet.core.progress import info
-from attrnet.data.base import AttributeDataset
 from attrnet.core.device import resolve_device
-from attrnet.core.errors import AttrnetError, InputError
-from attrnet.core.fileio import atomic_write_text
 from attrnet.core.input_spec import InputSpec
-from attrnet.train.method import Method
-from attrnet.train.weighting import Weighting, make_weighting, weights_record
-from attrnet.core.model_card import ModelCard, default_thresholds, probabilities
+from attrnet.core.model_card import default_thresholds
+from attrnet.core.progress import info
 from attrnet.models.net import MultiTaskNet
-from attrnet.core.topology import Topology
 from attrnet.train import distributed as dd
+from attrnet.train.amp import Amp, LossForward
 from attrnet.train.config import TrainConfig
-from attrnet.train.data import EpochSampler, EvalView, Resize, TrainView, make_loader, normalise, skipped_rows
+from attrnet.train.data import EpochSampler, TrainView, batches_per_epoch, make_loader, skipped_rows
+from attrnet.train.epoch import EpochStats, check_skipped, loss_problem, stop_non_finite, summary_line
 from attrnet.train.host_memory import keep_freed_memory
 from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
-from attrnet.train.metrics import compute_metrics
-from attrnet.train.thresholds import choose_thresholds
+from attrnet.train.method import Method, TrainContext
+from attrnet.train.model_setup import initial_topology, load_start_weights, new_model
+from attrnet.train.optim import Schedule, build_optimizer
+from attrnet.train.outputs import run_metadata, save_best, save_last_epoch, write_config, write_logs
+from attrnet.train.resume import read_resume_point
+from attrnet.train.selection import BestTracker
+from attrnet.train.splits import load_splits
+from attrnet.train.state import restore_rng
+from attrnet.train.validation import observe_val_batch, predict, score, val_batches
+from attrnet.train.weighting import make_weighting, weights_record
 
-LOWER_IS_BETTER = {"val_loss", "train_loss"}
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def hold_out(dataset: AttributeDataset, fraction: float, seed: int) -> tuple[AttributeDataset, AttributeDataset]:
-    """Split a seeded random `fraction` of a dataset off as its validation part."""
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    n_val = max(1, int(round(len(dataset) * fraction)))
-    parts = []
-    for name, idx in (("train", np.sort(order[n_val:])), ("val", np.sort(order[:n_val]))):
-        parts.append(AttributeDataset(dataset.schema, dataset.format, name, dataset.root,
-                                      [dataset.paths[i] for i in idx], dataset.labels[idx], dataset.transform))
-    return parts[0], parts[1]
+__all__ = ["Trainer"]
 
 
 class Trainer:
@@ -77,131 +60,27 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.spec = InputSpec(config.img_size[0], config.img_size[1], config.resize)  # type: ignore[arg-type]
-        self.step = 0
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.weight_log: list[dict[str, Any]] = []
-        self.best: float | None = None
-        self.best_epoch: int | None = None
         self.thresholds: list[float | None] = []
-        self.model: MultiTaskNet
-        self.weighting: Weighting
+        self.context: TrainContext  # model, optimiser and step live here (`setup`)
 
-    # ------------------------------------------------------------ set-up
+    @property
+    def model(self) -> MultiTaskNet:
+        return self.context.model
+
+    @property
+    def step(self) -> int:
+        return self.context.step
+
     def log(self, message: str) -> None:
         if self.dist.is_main:
             info(message)
 
-    def _load_data(self) -> None:
-        from attrnet.data import load_index
-
-        cfg = self.config
-        index = load_index(cfg.data)
-        self.schema = index.schema
-        resize = Resize(self.spec)
-        self.train_set = index.subset("train", resize)
-        if len(self.train_set) == 0:
-            raise InputError("the dataset has no training images", cfg.data)
-        val = index.subset("val", resize)
-        self.val_set = val if len(val) else None
-        if self.val_set is None and cfg.val_fraction > 0 and len(self.train_set) >= 10:
-            self.train_set, self.val_set = hold_out(self.train_set, cfg.val_fraction, cfg.seed)
-            self.log(f"no validation split: holding out {len(self.val_set)} training images for validation")
-        if self.val_set is None:
-            self.log("no validation split: thresholds stay 0.5, best checkpoint by training loss")
-        if cfg.weighting == "awmt" and self.val_set is None:
-            raise InputError("--weighting awmt needs a validation split", cfg.data)
-        self.train_view = TrainView(self.train_set, cfg.seed, cfg.augment, cfg.crop_fraction)
-        bs = cfg.batch_size
-        n = len(self.train_set)
-        self.drop_last = n >= bs * self.dist.world
-        per_rank = -(-n // self.dist.world)
-        self.steps_per_epoch = per_rank // bs if self.drop_last else -(-per_rank // bs)
-        self.train_sampler = EpochSampler(n, cfg.seed, self.dist.rank, self.dist.world)
-
-    def _build_model(self) -> None:
-        cfg = self.config
-        topology = self.method.initial_topology(cfg.arch, self.schema)
-        if cfg.topology:
-            topology = Topology.load(cfg.topology)
-            try:
-                topology.validate(self.schema.names)
-            except ValueError as exc:
-                raise InputError(str(exc), cfg.topology) from None
-        self.topology = topology
-        self.model = self._new_model(topology)
-
-    def _new_model(self, topology: Topology) -> MultiTaskNet:
-        try:
-            return MultiTaskNet(topology, self.schema).to(self.device)
-        except ValueError as exc:
-            raise InputError(f"cannot build {topology.arch} model: {exc}", self.config.topology) from None
-
-    def _initialise_weights(self) -> None:
-        cfg = self.config
-        if cfg.pretrained:
-            from attrnet.models.pretrained import load_pretrained
-
-            n = load_pretrained(self.model, cfg.pretrained)
-            self.log(f"loaded {n} pretrained tensors from {cfg.pretrained}")
-        if cfg.init_from:
-            self._init_from(cfg.init_from)
-        self.method.init_model(self.model, self)
-
-    def _init_from(self, path: str) -> None:
-        from attrnet.train.checkpoint import load_checkpoint
-        from attrnet.models.columns import replicate_into_columns
-
-        tensors, meta = load_checkpoint(path)
-        source = ModelCard.from_metadata(meta, path).topology
-        try:
-            if source is None:
-                raise ValueError("the checkpoint has no topology")
-            untouched = replicate_into_columns(self.model, tensors, source)
-        except ValueError as exc:
-            raise InputError(f"--init-from does not fit this model: {exc}", path) from None
-        self.log(f"initialised from {path} ({len(untouched)} tensors kept their own init)")
-
-    def _build_loss(self) -> None:
-        labels = torch.from_numpy(self.train_set.labels)
-        pw = nw = None
-        if self.config.pos_weight != "none":
-            pw, nw = class_weights(positive_rates(labels, self.schema), self.config.pos_weight)
-        self.loss_fn = AttributeLoss(self.schema, pw, nw).to(self.device)
-
-    def _build_optimizer(self) -> None:
-        cfg = self.config
-        groups = self.method.param_groups(self.model, cfg.lr)
-        for g in groups:
-            g.setdefault("weight_decay", cfg.decay)
-        extra = self.weighting.parameters()
-        if extra:
-            groups.append({"params": extra, "lr": cfg.lr, "weight_decay": 0.0, "name": "weighting"})
-        for g in groups:
-            g["base_lr"] = g["lr"]
-        if cfg.optimizer == "adamw":
-            self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-        else:
-            self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-        self._wrap_model()
-
-    def _wrap_model(self) -> None:
-        model: torch.nn.Module = self.model
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            model = DDP(self.model, device_ids=ids)
-        if self.config.compile:
-            model = torch.compile(model)  # type: ignore[assignment]
-        self.forward_model = model
-
-    def _amp(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.config.amp:
-            return torch.autocast("cuda", dtype=self.amp_dtype)
-        return contextlib.nullcontext()
-
+    # ------------------------------------------------------------ set-up
     def setup(self) -> None:
+        """Seed, load the splits, build model, loss, weighting and optimiser (or resume them); write config.json."""
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -211,210 +90,176 @@ class Trainer:
         self._build_model()
         self.weighting = make_weighting(cfg.weighting, len(self.schema.attributes), awmt_k=cfg.awmt_k)
         self.weighting.to(self.device)
-        self._build_loss()
-        self.amp_dtype = torch.bfloat16 if (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) \
-            else torch.float16
-        use_scaler = self.device.type == "cuda" and cfg.amp and self.amp_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        last = self.out / "last.safetensors"
-        if cfg.resume and last.exists():
-            self._resume(last)
-        else:
-            if cfg.resume:
-                self.log(f"--resume: no {last}, starting a new run")
-            self._initialise_weights()
-            self._build_optimizer()
-        total = cfg.epochs * self.steps_per_epoch
-        self.total_steps = total
-        self.warmup_steps = min(int(cfg.warmup_epochs * self.steps_per_epoch), total // 2)
+        self.amp = Amp.for_device(self.device, cfg.amp)
+        self.forward = LossForward(self.spec, self._build_loss(), self.amp)
+        self._start_or_resume()
+        self.schedule = Schedule.for_run(cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs)
         if self.dist.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            write_config(self.out, cfg)
 
-    # ------------------------------------------------------------ resume
-    def _resume(self, path: Path) -> None:
-        from attrnet.train.state import load_last, optimizer_from_tensors, restore_rng
+    def _load_data(self) -> None:
+        cfg = self.config
+        splits = load_splits(cfg, self.spec, self.log)
+        self.schema, self.train_set, self.val_set = splits.schema, splits.train, splits.val
+        self.best = BestTracker.for_run(cfg.best_metric, self.val_set is not None)
+        self.train_view = TrainView(self.train_set, cfg.seed, cfg.augment, cfg.crop_fraction)
+        self.steps_per_epoch, self.drop_last = batches_per_epoch(len(self.train_set), cfg.batch_size, self.dist.world)
+        self.train_sampler = EpochSampler(len(self.train_set), cfg.seed, self.dist.rank, self.dist.world)
 
-        sections, meta = load_last(path)
-        res = meta.get("resume")
-        if not isinstance(res, dict):
-            raise InputError("not a resumable checkpoint (no resume state)", path)
-        if meta["schema"]["columns"] != self.schema.columns:
-            raise InputError("the checkpoint was trained on different attributes than --data has", path)
-        self.topology = Topology.from_dict(meta["topology"])
-        self.model = self._new_model(self.topology)
-        self.model.load_state_dict(sections["model"])
-        self.method.load_state_dict(sections["method"])
-        self.weighting.load_state_dict(sections["weighting"])
+    def _build_model(self) -> None:
+        cfg = self.config
+        model = new_model(initial_topology(self.method, cfg, self.schema), self.schema, self.device, cfg.topology)
+        self.context = TrainContext(model=model, train_set=self.train_set, spec=self.spec, device=self.device,
+                                    seed=cfg.seed, batch_size=cfg.batch_size, lr=cfg.lr, augment=cfg.augment,
+                                    crop_fraction=cfg.crop_fraction, workers=cfg.workers, log=self.log)
+
+    def _build_loss(self) -> AttributeLoss:
+        labels = torch.from_numpy(self.train_set.labels)
+        pw = nw = None
+        if self.config.pos_weight != "none":
+            pw, nw = class_weights(positive_rates(labels, self.schema), self.config.pos_weight)
+        return AttributeLoss(self.schema, pw, nw).to(self.device)
+
+    def _build_optimizer(self) -> None:
+        """A new optimiser around the current model (and a new DDP / compile wrapper)."""
+        groups = self.method.param_groups(self.model, self.config.lr)
+        self.optimizer = build_optimizer(groups, self.weighting.parameters(), self.config)
+        self.context.optimizer = self.optimizer
+        self.forward_model = self._wrap_model()
+
+    def _wrap_model(self) -> torch.nn.Module:
+        model: torch.nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.config.compile:
+            model = torch.compile(model)  # type: ignore[assignment]
+        return model
+
+    def _start_or_resume(self) -> None:
+        """``--resume`` from ``last.safetensors`` when there is one; else start weights, the method's init, optimiser."""
+        last = self.out / "last.safetensors"
+        if self.config.resume and last.exists():
+            self._resume(last)
+            return
+        if self.config.resume:
+            self.log(f"--resume: no {last}, starting a new run")
+        load_start_weights(self.model, self.config, self.log)
+        self.method.init_model(self.context)
         self._build_optimizer()
-        self.optimizer.load_state_dict(optimizer_from_tensors(sections["optim"], res["optimizer"]))
-        restore_rng(sections["rng"])
-        self.epoch, self.step = int(res["epoch"]), int(res["step"])
-        self.best, self.best_epoch = res.get("best"), res.get("best_epoch")
-        self.thresholds = meta.get("thresholds") or []
-        self.history = [h for h in self._read_jsonl("metrics.jsonl") if h.get("epoch", 0) <= self.epoch]
-        self.weight_log = [w for w in self._read_jsonl("weights.jsonl") if w.get("step", 0) <= self.step]
+
+    def _resume(self, path: Path) -> None:
+        """Continue from `path` (`attrnet.train.resume`): model, method, weighting, optimiser, RNG, counters, logs."""
+        point = read_resume_point(path, self.schema.columns)
+        self.context.model = new_model(point.topology, self.schema, self.device, self.config.topology)
+        self.model.load_state_dict(point.model)
+        self.method.load_state_dict(point.method)
+        self.weighting.load_state_dict(point.weighting)
+        self._build_optimizer()
+        self.optimizer.load_state_dict(point.optimizer)
+        restore_rng(point.rng)
+        self.epoch, self.context.step = point.epoch, point.step
+        self.best.value, self.best.epoch = point.best, point.best_epoch
+        self.thresholds, self.history, self.weight_log = point.thresholds, point.history, point.weight_log
         self.log(f"resumed from {path} at epoch {self.epoch}, step {self.step}")
 
-    def _read_jsonl(self, name: str) -> list[dict[str, Any]]:
-        p = self.out / name
-        if not p.exists():
-            return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-    # ------------------------------------------------------------ model swap (FAFS widening)
     def replace_model(self, model: MultiTaskNet) -> None:
         """Continue training with `model` (a method widened it): new optimiser around it."""
-        self.model = model.to(self.device)
-        self.topology = model.topology
+        self.context.model = model.to(self.device)
         self._build_optimizer()
-        self.log("model replaced by the method:\n" + self.topology.sharing_report())
+        self.log("model replaced by the method:\n" + model.topology.sharing_report())
 
-    # ------------------------------------------------------------ steps
-    def _set_lr(self) -> float:
-        f = lr_factor(self.step, self.total_steps, self.warmup_steps)
-        for g in self.optimizer.param_groups:
-            g["lr"] = g["base_lr"] * f
-        return self.optimizer.param_groups[0]["lr"]
-
-    def _forward_losses(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        with self._amp():
-            logits = model(normalise(x, self.spec))
-        losses, mask = self.loss_fn(logits.float(), y)
-        return logits, losses, mask
-
-    def _val_batches(self, epoch: int) -> Any:
-        """An iterator of validation batches for AWMT (one per training step)."""
-        assert self.val_set is not None
-        vb = self.config.awmt_val_batch or self.config.batch_size
-        sampler = EpochSampler(len(self.val_set), self.config.seed, self.dist.rank, self.dist.world,
-                               length=self.steps_per_epoch * vb * self.dist.world, stream=1)
-        sampler.epoch = epoch
-        return iter(make_loader(EvalView(self.val_set), vb, sampler, self.config.workers))
-
-    def _awmt_observe(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        x, y = (t.to(self.device, non_blocking=True) for t in batch)
-        self.model.eval()
-        with torch.no_grad():
-            _, losses, mask = self._forward_losses(self.model, x, y)
+    # ------------------------------------------------------------ training
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training split; the epoch's training statistics."""
         self.model.train()
+        loader = self._epoch_loader(epoch)
+        val_iter = self._awmt_batches(epoch) if self.weighting.needs_val_batch else None
+        stats = EpochStats.start(len(self.schema.attributes), self.device)
+        for x, y in loader:
+            stats.skipped += skipped_rows(y)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            lr = self._train_step(x, y, stats, epoch)
+            if val_iter is not None:
+                self._observe_val(next(val_iter))
+            self.context.step += 1
+            stats.count(x.shape[0])
+            self._after_step(stats, epoch, lr)
+        return self._end_epoch(stats, epoch)
+
+    def _epoch_loader(self, epoch: int) -> torch.utils.data.DataLoader:
+        self.train_view.epoch = epoch
+        self.train_sampler.epoch = epoch
+        return make_loader(self.train_view, self.config.batch_size, self.train_sampler, self.config.workers,
+                           drop_last=self.drop_last, pin=self.device.type == "cuda")
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, stats: EpochStats, epoch: int) -> float:
+        """Forward, loss, one optimiser step, the method's `after_step`; returns the learning rate used."""
+        lr = self.schedule.apply(self.optimizer, self.step)
+        logits, losses, mask = self.forward(self.forward_model, x, y)
         tl, present = task_means(losses, mask)
-        tl = dd.mean_across(torch.where(present, tl, torch.full_like(tl, float("nan"))), self.dist)
-        if self.weighting.observe_val(tl):
+        loss = self.weighting.combine(tl, present)
+        self._check_loss(loss, epoch, stats.steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.amp.scaler.scale(loss).backward()
+        dd.average_gradients(self.weighting.parameters(), self.dist)
+        self.amp.scaler.step(self.optimizer)
+        self.amp.scaler.update()
+        stats.add_losses(tl, present, loss)
+        self.method.after_step(self.step, losses.detach(), mask, logits.detach(), y)
+        return lr
+
+    def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """Never step on a NaN/Inf loss; every rank learns of any rank's (one small sync per step)."""
+        problem = loss_problem(dd.per_rank(loss.detach(), self.dist).tolist())
+        if problem is not None:
+            stop_non_finite(problem, epoch, step, self.out / "last.safetensors")
+
+    def _after_step(self, stats: EpochStats, epoch: int, lr: float) -> None:
+        cfg = self.config
+        if cfg.val_every and self.step % cfg.val_every == 0:
+            self._mid_validation()
+        if self.step % cfg.log_every == 0:
+            self.log(f"epoch {epoch + 1}/{cfg.epochs} step {stats.steps}/{self.steps_per_epoch} "
+                     f"loss {stats.mean_loss():.4f} lr {lr:.2e} {stats.window_rate(self.dist.world):.1f} img/s")
+
+    def _end_epoch(self, stats: EpochStats, epoch: int) -> dict[str, Any]:
+        elapsed = stats.elapsed()
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            stop_non_finite("the weights are no longer finite", epoch, stats.steps, self.out / "last.safetensors")
+        check_skipped(stats.skipped, stats.seen, epoch, self.config.max_bad_fraction, self.log)
+        if self.weighting.end_epoch(dd.mean_across(stats.task_means(), self.dist).cpu()):
+            self._log_weights()
+        return {"train_loss": float(dd.mean_across(stats.loss_sum / max(stats.steps, 1), self.dist)),
+                "images_per_s": stats.seen * self.dist.world / max(elapsed, 1e-9), "train_time_s": elapsed,
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _awmt_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        assert self.val_set is not None
+        cfg = self.config
+        return val_batches(self.val_set, batch_size=cfg.awmt_val_batch or cfg.batch_size, steps=self.steps_per_epoch,
+                           seed=cfg.seed, epoch=epoch, workers=cfg.workers, d=self.dist)
+
+    def _observe_val(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        if observe_val_batch(batch, self.model, self.forward, self.weighting, self.device, self.dist):
             self._log_weights()
 
-    def _stop_non_finite(self, what: str, epoch: int, step: int) -> None:
-        """Stop before anything non-finite is optimised further or saved; the last checkpoint stays."""
-        last = self.out / "last.safetensors"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
-        raise AttrnetError(f"{what} at epoch {epoch + 1} step {step + 1}; stopping ({kept}). "
-                           "Lower --lr, or check the data for broken labels")
-
-    def _check_skipped(self, skipped: int, seen: int, epoch: int) -> None:
-        """Unreadable images are skipped; too many of them stop the run (last checkpoint kept)."""
-        if not skipped:
-            return
-        fraction = skipped / max(seen, 1)
-        self.log(f"epoch {epoch + 1}: skipped {skipped} of {seen} images (unreadable, or no label at all)")
-        if fraction > self.config.max_bad_fraction:
-            raise AttrnetError(f"{skipped} of {seen} training images ({fraction:.1%}) could not be used in epoch "
-                               f"{epoch + 1}, more than --max-bad-fraction {self.config.max_bad_fraction:g}; "
-                               "the messages above name them")
-
     def _log_weights(self) -> None:
-        rec = weights_record(self.weighting, self.step, self.schema.names)
-        self.weight_log.append(rec)
+        self.weight_log.append(weights_record(self.weighting, self.step, self.schema.names))
         w = self.weighting.weights()
         self.log(f"{self.weighting.name} weights at step {self.step}: min {w.min():.3f} max {w.max():.3f}")
 
-    def train_epoch(self, epoch: int) -> dict[str, Any]:
-        cfg = self.config
-        self.model.train()
-        self.train_view.epoch = epoch
-        self.train_sampler.epoch = epoch
-        loader = make_loader(self.train_view, cfg.batch_size, self.train_sampler, cfg.workers,
-                             drop_last=self.drop_last, pin=self.device.type == "cuda")
-        val_iter = self._val_batches(epoch) if self.weighting.needs_val_batch else None
-        a = len(self.schema.attributes)
-        task_sum = torch.zeros(a, device=self.device)
-        task_cnt = torch.zeros(a, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        seen, t0, n_steps, skipped = 0, time.perf_counter(), 0, 0
-        window_t, window_seen = t0, 0
-        for x, y in loader:
-            skipped += skipped_rows(y)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            lr = self._set_lr()
-            logits, losses, mask = self._forward_losses(self.forward_model, x, y)
-            tl, present = task_means(losses, mask)
-            loss = self.weighting.combine(tl, present)
-            if not torch.isfinite(loss):  # one scalar sync per step: never step on a NaN/Inf loss
-                self._stop_non_finite(f"the training loss is {float(loss.detach())}", epoch, n_steps)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            dd.average_gradients(self.weighting.parameters(), self.dist)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            task_sum += tl.detach() * present
-            task_cnt += present
-            loss_sum += loss.detach()
-            self.method.after_step(self.step, losses.detach(), mask, logits.detach(), y)
-            if val_iter is not None:
-                self._awmt_observe(next(val_iter))
-            self.step += 1
-            n_steps += 1
-            seen += x.shape[0]
-            window_seen += x.shape[0]
-            if cfg.val_every and self.step % cfg.val_every == 0:
-                self._mid_validation()
-            if self.step % cfg.log_every == 0:
-                now = time.perf_counter()
-                self.log(f"epoch {epoch + 1}/{cfg.epochs} step {n_steps}/{self.steps_per_epoch} "
-                         f"loss {float(loss_sum) / n_steps:.4f} lr {lr:.2e} "
-                         f"{window_seen * self.dist.world / max(now - window_t, 1e-9):.1f} img/s")
-                window_t, window_seen = now, 0
-        elapsed = time.perf_counter() - t0
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            self._stop_non_finite("the weights are no longer finite", epoch, n_steps)
-        self._check_skipped(skipped, seen, epoch)
-        train_tasks = dd.mean_across(task_sum / task_cnt.clamp(min=1), self.dist)
-        if self.weighting.end_epoch(train_tasks.cpu()):
-            self._log_weights()
-        return {"train_loss": float(dd.mean_across(loss_sum / max(n_steps, 1), self.dist)),
-                "images_per_s": seen * self.dist.world / max(elapsed, 1e-9), "train_time_s": elapsed,
-                "lr": self.optimizer.param_groups[0]["lr"]}
-
     # ------------------------------------------------------------ validation
-    @torch.no_grad()
-    def predict_val(self, max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-        """Probabilities, labels and the equally weighted mean task loss on the validation split."""
+    def _predict_val(self, max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         assert self.val_set is not None
-        self.model.eval()
-        loader = make_loader(EvalView(self.val_set), self.config.batch_size,
-                             EpochSampler(len(self.val_set), 0, shuffle=False), self.config.workers)
-        probs, labels = [], []
-        a = len(self.schema.attributes)
-        task_sum = torch.zeros(a, device=self.device, dtype=torch.float64)
-        task_cnt = torch.zeros(a, device=self.device, dtype=torch.float64)
-        for i, (x, y) in enumerate(loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            x, y = x.to(self.device), y.to(self.device)
-            logits, losses, mask = self._forward_losses(self.model, x, y)
-            task_sum += losses.sum(0).double()
-            task_cnt += mask.sum(0).double()
-            probs.append(probabilities(logits.float(), self.schema).cpu().numpy())
-            labels.append(y.cpu().numpy())
-        self.model.train()
-        present = task_cnt > 0
-        val_loss = float((task_sum[present] / task_cnt[present]).mean()) if present.any() else float("nan")
-        return np.concatenate(probs), np.concatenate(labels), val_loss
+        return predict(self.model, self.val_set, self.forward, batch_size=self.config.batch_size,
+                       workers=self.config.workers, device=self.device, max_batches=max_batches)
 
     def _mid_validation(self) -> None:
         if self.val_set is None:
             return
-        _, _, val_loss = self.predict_val(self.config.val_batches)
+        _, _, val_loss = self._predict_val(self.config.val_batches)
         self._after_validation(val_loss)
 
     def _after_validation(self, val_loss: float) -> None:
@@ -427,92 +272,72 @@ class Trainer:
         if self.val_set is None:
             self.thresholds = default_thresholds(self.schema)
             return {}, None
-        probs, labels, val_loss = self.predict_val()
-        self.thresholds = choose_thresholds(probs, labels, self.schema, self.config.threshold_objective)
-        metrics = compute_metrics(probs, labels, self.schema, self.thresholds)
+        probs, labels, val_loss = self._predict_val()
+        self.thresholds, metrics = score(probs, labels, self.schema, self.config.threshold_objective)
         metrics["val_loss"] = val_loss
         return metrics, val_loss
 
     # ------------------------------------------------------------ checkpoints
-    def metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        cfg = self.config
-        return model_metadata(
-            self.model, self.spec.to_dict(), thresholds=self.thresholds, method=self.method.name,
-            weighting=self.weighting.name, metrics=metrics,
-            train={"epoch": self.epoch, "step": self.step, "seed": cfg.seed, "data": cfg.data,
-                   "weighting": self.weighting.describe(), "method_options": cfg.method_options,
-                   "threshold_objective": cfg.threshold_objective, "best_metric": cfg.best_metric})
-
-    def _is_better(self, value: float | None, key: str) -> bool:
-        if value is None or not math.isfinite(value):
-            return self.best is None
-        if self.best is None:
-            return True
-        return value < self.best if key in LOWER_IS_BETTER else value > self.best
+    def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return run_metadata(self.model, self.spec, self.thresholds, self.method.name, self.weighting, metrics,
+                            self.config, self.epoch, self.step)
 
     def _save_best(self, metrics: dict[str, Any], row: dict[str, Any]) -> None:
-        key = self.config.best_metric if self.val_set is not None else "train_loss"
-        value = row.get(key) if key in row else metrics.get(key)
-        if not self._is_better(value, key):
-            return
-        self.best, self.best_epoch = value, self.epoch
-        if self.dist.is_main:
-            meta = self.metadata(metrics)
-            save_model(self.out / "best.safetensors", self.model, meta)
-            write_json_copy(self.out / "best.safetensors", meta)
+        """``best.safetensors`` when this epoch beats the best so far (`attrnet.train.selection`)."""
+        if self.best.offer(self.epoch, row, metrics) and self.dist.is_main:
+            save_best(self.out, self.model, self._metadata(metrics))
 
     def _save_last(self, metrics: dict[str, Any]) -> None:
-        from attrnet.train.state import save_last
-
+        """The logs and ``last.safetensors``, with what ``--resume`` reads back (`attrnet.train.resume`)."""
         if not self.dist.is_main:
             return
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
-        atomic_write_text(self.out / "weights.jsonl", "".join(json.dumps(w) + "\n" for w in self.weight_log))
-        resume = {"epoch": self.epoch, "step": self.step, "best": self.best, "best_epoch": self.best_epoch}
-        save_last(self.out / "last.safetensors", model=self.model, optimizer=self.optimizer,
-                  weighting_state=self.weighting.state_dict(), method_state=self.method.state_dict(),
-                  metadata=self.metadata(metrics), resume=resume)
+        write_logs(self.out, self.history, self.weight_log)
+        resume = {"epoch": self.epoch, "step": self.step, "best": self.best.value, "best_epoch": self.best.epoch}
+        save_last_epoch(self.out, model=self.model, optimizer=self.optimizer, weighting=self.weighting,
+                        method_state=self.method.state_dict(), metadata=self._metadata(metrics), resume=resume)
 
     # ------------------------------------------------------------ run
     def run(self) -> dict[str, Any]:
         """Train to the configured number of epochs; returns the final summary."""
-        cfg = self.config
         self.setup()
-        self.log(f"training {cfg.arch} ({self.method.name}, {self.weighting.name}) on {len(self.train_set)} images, "
-                 f"{self.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, device {self.device}"
-                 + (f", {self.dist.world} processes" if self.dist.enabled else ""))
+        self.log(self._start_line())
         if not self.weight_log and self.step == 0:
             self.weight_log.append(weights_record(self.weighting, 0, self.schema.names))
         try:
-            while self.epoch < cfg.epochs:
-                stats = self.train_epoch(self.epoch)
-                self.epoch += 1
-                metrics, val_loss = self.validate()
-                row = {"epoch": self.epoch, "step": self.step, **stats}
-                row.update({k: v for k, v in metrics.items() if k not in ("per_column_mA",)})
-                row["loss_weights"] = [round(float(w), 6) for w in self.weighting.weights()]
-                self.history.append(row)
-                self.log(self._summary_line(row))
-                self._save_best(metrics, row)
-                if val_loss is not None and not cfg.val_every:
-                    self._after_validation(val_loss)
-                self._save_last(metrics)
+            while self.epoch < self.config.epochs:
+                self._run_epoch()
             if self.dist.is_main:
-                self.topology.save(self.out / "topology.json")
+                self.model.topology.save(self.out / "topology.json")
                 self.method.finish(self.model, self.out)
             dd.barrier(self.dist)
         finally:
             dd.shutdown(self.dist)
+        return self._summary()
+
+    def _run_epoch(self) -> None:
+        """Train, validate, log, checkpoint, and let the method act on the validation loss."""
+        stats = self.train_epoch(self.epoch)
+        self.epoch += 1
+        metrics, val_loss = self.validate()
+        row = {"epoch": self.epoch, "step": self.step, **stats}
+        row.update({k: v for k, v in metrics.items() if k not in ("per_column_mA",)})
+        row["loss_weights"] = [round(float(w), 6) for w in self.weighting.weights()]
+        self.history.append(row)
+        self.log(summary_line(row, self.config.epochs))
+        self._save_best(metrics, row)
+        if val_loss is not None and not self.config.val_every:
+            self._after_validation(val_loss)
+        self._save_last(metrics)
+
+    def _start_line(self) -> str:
+        cfg = self.config
+        return (f"training {cfg.arch} ({self.method.name}, {self.weighting.name}) on {len(self.train_set)} images, "
+                f"{self.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, device {self.device}"
+                + (f", {self.dist.world} processes" if self.dist.enabled else ""))
+
+    def _summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
-        return {"out": str(self.out), "epochs": self.epoch, "steps": self.step, "best_epoch": self.best_epoch,
-                "best": self.best, "best_metric": cfg.best_metric if self.val_set is not None else "train_loss",
+        return {"out": str(self.out), "epochs": self.epoch, "steps": self.step, "best_epoch": self.best.epoch,
+                "best": self.best.value, "best_metric": self.best.metric,
                 "final": {k: last.get(k) for k in ("train_loss", "val_loss", "mean_accuracy", "mA",
                                                    "instance_f1", "images_per_s")}}
-
-    def _summary_line(self, row: dict[str, Any]) -> str:
-        parts = [f"epoch {row['epoch']}/{self.config.epochs}", f"train_loss {row['train_loss']:.4f}"]
-        for k in ("val_loss", "mean_accuracy", "mA", "instance_f1"):
-            if row.get(k) is not None:
-                parts.append(f"{k} {row[k]:.4f}")
-        parts.append(f"{row['images_per_s']:.1f} img/s")
-        return "  ".join(parts)

@@ -20,6 +20,7 @@ from attrnet.core.errors import InputError
 from attrnet.train.method import Method
 
 if TYPE_CHECKING:
+    from attrnet.train.method import TrainContext
     from attrnet.models.net import MultiTaskNet
     from attrnet.core.topology import Topology
     from attrnet.core.schema import Schema
@@ -90,34 +91,34 @@ class CrossStitchMethod(Method):
             {"params": alphas, "lr": lr * self.alpha_lr_mult, "weight_decay": 0.0, "name": "cross-stitch-alpha"},
         ]
 
-    def init_model(self, model: "MultiTaskNet", trainer: Any) -> None:
+    def init_model(self, ctx: "TrainContext") -> None:
         """Alphas to their initial values, after per-column pretraining when asked for."""
         from attrnet.models.columns import reset_alphas
 
         if self.pretrain_epochs:
-            self.pretrain_columns(model, trainer)
-        reset_alphas(model, self.alpha_same)
+            self.pretrain_columns(ctx)
+        reset_alphas(ctx.model, self.alpha_same)
 
-    def pretrain_columns(self, model: "MultiTaskNet", trainer: Any) -> None:
-        """Train each column on its own group: units set to the identity and frozen meanwhile.
+    def pretrain_columns(self, ctx: "TrainContext") -> None:
+        """Train each column of ``ctx.model`` on its own group: units set to the identity and frozen meanwhile.
 
-        Uses the trainer's training split, input spec, batch size, learning
-        rate, augmentation and device.
+        Uses the run's training split, input spec, batch size, learning rate,
+        augmentation and device (seed + 1: its own batch order).
         """
         from attrnet.methods.column_training import train_columns
         from attrnet.models.columns import reset_alphas
         from attrnet.train.data import EpochSampler, TrainView, make_loader, normalise
 
-        cfg = trainer.config
-        view = TrainView(trainer.train_set, cfg.seed + 1, cfg.augment, cfg.crop_fraction)
-        sampler = EpochSampler(len(view), cfg.seed + 1)
-        drop_last = len(view) > cfg.batch_size
+        model = ctx.model
+        view = TrainView(ctx.train_set, ctx.seed + 1, ctx.augment, ctx.crop_fraction)
+        sampler = EpochSampler(len(view), ctx.seed + 1)
+        drop_last = len(view) > ctx.batch_size
 
         def batches():
-            loader = make_loader(view, cfg.batch_size, sampler, cfg.workers, drop_last=drop_last)
+            loader = make_loader(view, ctx.batch_size, sampler, ctx.workers, drop_last=drop_last)
             for x, y in loader:
                 if x.shape[0] > 1:  # BatchNorm needs two samples
-                    yield normalise(x.to(trainer.device), trainer.spec), y
+                    yield normalise(x.to(ctx.device), ctx.spec), y
             view.epoch += 1
             sampler.epoch += 1
 
@@ -126,9 +127,9 @@ class CrossStitchMethod(Method):
         for a in alphas:
             a.requires_grad_(False)
         try:
-            trainer.log(f"pretraining {model.topology.num_leaves} columns on their own groups "
-                        f"for {self.pretrain_epochs} epoch(s)")
-            train_columns(model, batches, self.pretrain_epochs, cfg.lr, trainer.device, trainer.log)
+            ctx.log(f"pretraining {model.topology.num_leaves} columns on their own groups "
+                    f"for {self.pretrain_epochs} epoch(s)")
+            train_columns(model, batches, self.pretrain_epochs, ctx.lr, ctx.device, ctx.log)
         finally:
             for a in alphas:
                 a.requires_grad_(True)

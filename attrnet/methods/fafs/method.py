@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from attrnet.core.errors import InputError
 from attrnet.core.topology import units_above
 from attrnet.methods.fafs.affinity import MODES, TaskAffinity, branch_affinity
-from attrnet.train.method import Method
+from attrnet.train.method import Method, TrainContext
 from attrnet.models.surgery import widen_model
 from attrnet.methods.fafs.widening import (DEFAULT_ALPHA, DEFAULT_BRANCH_COST, DEFAULT_RESTARTS, branch_cost,
                                            choose_partition, pool_exponent)
@@ -95,13 +95,14 @@ class FAFSMethod(Method):
         self.next_stage = len(widths) - 1
         return shared(arch, widths, schema.names)
 
-    def init_model(self, model: "MultiTaskNet", trainer: Any) -> None:
+    def init_model(self, ctx: TrainContext) -> None:
+        """SOMP from ``somp_from`` into ``ctx.model``, or keep its random init."""
         from attrnet.methods.fafs.somp import init_thin_model
 
         if self.somp_from is None:
             _say("thin network starts from random init (pass --somp-from to initialise it from a wide VGG-16)")
             return
-        report = init_thin_model(model, self.somp_from)
+        report = init_thin_model(ctx.model, self.somp_from)
         errs = [lay["reconstruction_error"] for lay in report["layers"]]
         self.init_note = (f"SOMP from {self.somp_from} (relative reconstruction error per layer: "
                           + ", ".join(f"{e:.3f}" for e in errs) + ")")

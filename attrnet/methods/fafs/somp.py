@@ -113,11 +113,9 @@ class WideLayer:
 
 def _read_tensors(path: Path) -> tuple[dict[str, "torch.Tensor"], dict[str, Any] | None]:
     """Tensors of a state-dict file and, for an attrnet checkpoint, its metadata."""
-    import torch
+    from attrnet.models.pretrained import read_state_dict
 
-    if not path.is_file():
-        raise InputError("wide network for SOMP not found", path)
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" and path.is_file():
         from attrnet.train.checkpoint import load_checkpoint
 
         try:
@@ -125,19 +123,7 @@ def _read_tensors(path: Path) -> tuple[dict[str, "torch.Tensor"], dict[str, Any]
         except InputError as exc:
             if "no attrnet metadata" not in str(exc):
                 raise
-        from safetensors.torch import load_file
-
-        return load_file(str(path)), None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for a non-checkpoint file
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"cannot read a state dict with torch.load(weights_only=True): {first}", path) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-        raise InputError("not a state dict (expected a mapping of names to tensors)", path)
-    return {k.removeprefix("module."): v for k, v in obj.items()}, None
+    return read_state_dict(path, "wide network for SOMP"), None
 
 
 def _np(t: "torch.Tensor") -> np.ndarray:

@@ -1,7 +1,7 @@
 """Taskonomy's measurement: train source encoders, fit readouts, measure every transfer, solve per budget.
 
 `analyse(settings)` returns the report (``taskonomy.json``) and the plan's Topology (``plan.json``);
-`write_outputs` writes both with the affinity heat map. The maths (tournament, AHP, the BIP) is in `plan`.
+`write_outputs` writes both with the affinity heat map; `run` does both and returns a summary. The maths (tournament, AHP, the BIP) is in `plan`.
 """
 from __future__ import annotations
 
@@ -184,3 +184,14 @@ def write_outputs(report: dict[str, Any], topology: Topology, out: str | Path) -
     save_heatmaps(paths[2], [("first-order affinity (AHP, per target column)", report["affinity"]["matrix"])],
                   names, report["targets"], "Taskonomy: source (row) -> target (column)")
     return paths
+
+
+def run(cfg: Settings, out: str | Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """`analyse`, then `write_outputs` into `out`; returns the summary: the chosen budget and groups,
+    each budget's objective and sources, and the plan file."""
+    report, topology = analyse(cfg, progress)
+    write_outputs(report, topology, out)
+    plan = report["plan"]
+    return {"out": str(out), "budget": plan["budget"], "groups": plan["groups"],
+            "plans": [{k: p[k] for k in ("budget", "objective", "chosen_sources") if k in p} for p in report["plans"]],
+            "plan": str(Path(out) / "plan.json")}
