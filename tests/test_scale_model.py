@@ -109,8 +109,8 @@ def test_predict_dataset_checks_its_arguments_before_starting_ray(tmp_path):
     assert not ray.is_initialized()
 
 
-def test_importing_attrnet_serve_does_not_import_ray():
-    code = ("import sys, attrnet.serve, attrnet.serve.scale, attrnet.serve.scale_endpoint; "
+def test_importing_the_cli_and_the_scale_modules_does_not_import_ray():
+    code = ("import sys, attrnet.cli, attrnet.serve.scale, attrnet.serve.scale_endpoint, attrnet.serve.scale_job; "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
