@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	# torch: keep one already present (GPU machines), else the CPU-tested pin (local cache here)
 	$(BIN)/python -c "import torch, torchvision" 2>/dev/null || \
 		$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e ".[cpu,dev]"
+	$(BIN)/python -m pip install -q -e ".[cpu,dev,ray]"
 	touch $(STAMP)
 
 test: setup

@@ -20,6 +20,7 @@ from attrnet.cli.data import data_info, data_synth
 from attrnet.cli.evaluate import evaluate
 from attrnet.cli.export import export
 from attrnet.cli.predict import predict
+from attrnet.cli.serve import serve
 from attrnet.cli.taskonomy import taskonomy
 from attrnet.cli.train import train
 from attrnet.core.errors import AttrnetError, InputError
@@ -83,6 +84,7 @@ app.command("train", cls=Command)(train)
 app.command("eval", cls=Command)(evaluate)
 app.command("export", cls=Command)(export)
 app.command("predict", cls=Command)(predict)
+app.command("serve", cls=Command)(serve)
 app.command("benchmark", cls=Command)(benchmark)
 app.command("taskonomy", cls=Command)(taskonomy)
 data_app = typer.Typer(help="Synthetic datasets and dataset summaries.", no_args_is_help=True, cls=Group)

@@ -41,9 +41,21 @@ def predict(
                                                 "folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary (and rows, without --out) on "
                                           "stdout.")] = False,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Data (the `ray` extra); --out may then be "
+                                          "FILE.parquet, a folder of part files.")] = False,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --ray: an existing cluster "
+                                                       "(default: RAY_ADDRESS, else a local Ray for this run).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="With --ray: model actors "
+                                                       "(default: one per CPU, or per GPU).")] = None,
 ) -> None:
     """Predict attributes; bad images become error rows, the run goes on."""
     from attrnet.core.errors import InputError
+
+    if use_ray:
+        if resume:
+            raise InputError("--resume does not work with --ray (write a new --out)")
+        _predict_on_ray(source, model, out, batch_size, device, concurrency, ray_address, allow_outside, as_json)
+        return
     from attrnet.serve.predictor import Predictor
     from attrnet.serve.sinks import Sink, sink_format
 
@@ -85,14 +97,20 @@ def predict(
     }
     if stats.images == 0 and not skipped:
         raise InputError("no images to predict", source)
+    _report(summary, shown, stats.images, as_json, _summary_line(summary))
+
+
+def _report(summary: dict[str, Any], shown: list[Any], total: int, as_json: bool, line: str) -> None:
+    """The summary on stdout with --json (and the rows, without --out), else the table without --out;
+    then `line` on stderr."""
     if as_json:
-        if sink is None:
+        if summary["out"] is None:
             summary["results"] = [{"path": r.source, "error": r.error, "probs": r.probs, "labels": r.labels}
                                   for r in shown]
         print_json(summary)
-    elif sink is None:
-        _print_table(shown, stats.images)
-    info(_summary_line(summary))
+    elif summary["out"] is None:
+        _print_table(shown, total)
+    info(line)
 
 
 def _with_progress(results: Iterator[Any], predictor: Any) -> Iterator[Any]:
@@ -144,3 +162,19 @@ def _summary_line(s: dict[str, Any]) -> str:
     line = (f"{done}) in {s['seconds']:.1f} s: {s['images_per_second']:.1f} images/s with {s['backend']}; "
             f"decode {s['decode_seconds']:.1f} s over {s['workers']} threads, model {s['model_seconds']:.1f} s")
     return line + (f"; wrote {s['out']}" if s["out"] else "")
+
+
+def _predict_on_ray(source: str, model: Optional[Path], out: Optional[Path], batch_size: int, device: str,
+                    concurrency: Optional[int], address: Optional[str], allow_outside: bool, as_json: bool) -> None:
+    """`predict --ray`: `attrnet.serve.scale_job.predict_job`, reported like a local run."""
+    from attrnet.core.device import check_device
+    from attrnet.serve.scale_job import predict_job
+
+    gpus = 1 if check_device(device).startswith("cuda") else 0
+    job = predict_job(source, model, out, address=address, batch_size=batch_size, concurrency=concurrency,
+                      num_gpus=gpus, allow_outside=allow_outside, keep=None if as_json else TABLE_ROWS)
+    summary = {"model": job.model, "backend": "Ray Data", "images": job.images, "errors": job.errors,
+               "seconds": round(job.seconds, 3), "images_per_second": round(job.images_per_second, 1), "out": job.out}
+    _report(summary, job.results, job.images, as_json,
+            f"predicted {job.images} images ({job.errors} errors) on Ray Data in {job.seconds:.1f} s, start-up "
+            f"included: {job.images_per_second:.1f} images/s" + (f"; wrote {job.out}" if job.out else ""))
