@@ -488,8 +488,15 @@ def load_sentence(load: tuple[float, float], cores: int) -> str:
             "figures across runs.")
 
 
+def foreign_sections(previous: str, own: list[str]) -> list[str]:
+    """The ``## `` sections of a previous results file that other scripts write (e.g. benchmarks/ray_scale.py's
+    "Ray Data and Ray Serve"), kept as they are when this suite rewrites the file."""
+    chunks = previous.split("\n## ")[1:]
+    return ["## " + c.rstrip("\n") for c in chunks if not any(c.startswith(o) for o in own)]
+
+
 def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float, threads: int,
-           load: tuple[float, float], sections: list[str]) -> str:
+           load: tuple[float, float], sections: list[str], previous: str = "") -> str:
     lines = [f"# attrnet benchmark results ({suite} suite)", "",
              f"Measured on {machine.one_line(info)}.",
              f"{threads} CPU threads for torch, ONNX Runtime, decoding and training. "
@@ -505,6 +512,8 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
     for key in SECTIONS:
         if key in parts:
             lines += [f"## {titles[key]}", "", parts[key], ""]
+    for section in foreign_sections(previous, ["Goals", *titles.values(), "Other reports"]):
+        lines += [section, ""]
     lines += ["## Other reports", "",
               "- Export speed and fp16/int8 quality: [EXPORT_RESULTS.md](EXPORT_RESULTS.md) "
               "(`python benchmarks/export_speed.py`).",
@@ -552,12 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     info = machine.describe()
     parts: dict[str, str] = {}
     raw: dict[str, Any] = {}
+    previous = Path(args.out).read_text(encoding="utf-8") if Path(args.out).is_file() else ""
 
     def save() -> None:
         """Write the results so far (after every section: a run killed later keeps them)."""
         parts["goals"] = goals_markdown(raw, args.suite)
         load = (load_start, os.getloadavg()[0])
-        atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores, load, sections))
+        atomic_write_text(args.out, render(args.suite, info, parts, time.perf_counter() - t0, cores, load, sections,
+                                           previous))
         if args.json:
             atomic_write_text(args.json, json.dumps({"machine": info, "load_average_1min": load, **raw}, indent=2,
                                                     default=str) + "\n")

@@ -67,3 +67,12 @@ def test_results_say_whether_the_machine_was_shared(suite):
     busy = suite.load_sentence((0.4, 9.5), 2)
     assert idle.startswith("The machine was otherwise idle (1-minute load average 0.4 at the start and 1.2")
     assert busy.startswith("Other jobs shared the machine during the run (") and "9.5 at the end, 2 cores" in busy
+
+
+def test_rewriting_the_results_keeps_sections_other_scripts_wrote(suite):
+    previous = ("# attrnet benchmark results (cpu suite)\n\n## Goals (issue 9) against this run\n\nold goals\n\n"
+                "## Ray Data and Ray Serve (issue 16)\n\n| ray | row |\n\n## Other reports\n\n- old\n")
+    text = suite.render("cpu", suite.machine.describe(), {"goals": "new goals"}, 1.0, 2, (0.1, 0.2), ["inference"], previous)
+    assert "## Ray Data and Ray Serve (issue 16)\n\n| ray | row |" in text
+    assert "old goals" not in text and "new goals" in text
+    assert text.index("## Ray Data") < text.index("## Other reports") and text.count("## Other reports") == 1

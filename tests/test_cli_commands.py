@@ -18,7 +18,8 @@ from attrnet.weights import default_onnx
 COMMANDS = [("train", "attrnet.cli.train", "train"), ("eval", "attrnet.cli.evaluate", "evaluate"),
             ("export", "attrnet.cli.export", "export"), ("predict", "attrnet.cli.predict", "predict"),
             ("benchmark", "attrnet.cli.benchmark", "benchmark"), ("taskonomy", "attrnet.cli.taskonomy", "taskonomy"),
-            ("data synth", "attrnet.cli.data", "data_synth"), ("data info", "attrnet.cli.data", "data_info")]
+            ("data synth", "attrnet.cli.data", "data_synth"), ("data info", "attrnet.cli.data", "data_info"),
+            ("serve", "attrnet.cli.serve", "serve")]
 
 
 @pytest.fixture(scope="module")
