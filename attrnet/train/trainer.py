@@ -8,7 +8,8 @@ epoch (`validation`: thresholds, metrics), picks the best epoch (`selection`)
 and writes the run directory (`outputs`): `config.json`, `metrics.jsonl`,
 `weights.jsonl`, `best.safetensors` (+ `best.json`), `last.safetensors`,
 `topology.json` and the method's own outputs. `--resume` continues from
-`last.safetensors` (`resume`). Under `torchrun` it runs DDP; only rank 0 writes.
+`last.safetensors` (`resume`) with the run's saved configuration
+(`resume_config`). Under `torchrun` it runs DDP; only rank 0 writes.
 `attrnet.methods.train(config)` builds the method and runs this.
 """
 from __future__ import annotations
