@@ -157,7 +157,7 @@ class TrainConfig:
         """The configuration saved in `out`/config.json, to continue that run (`attrnet.train.resume_config`).
 
         `options` are those the user gave (as for `from_options`): runtime options
-        (device, workers, threads, log_every, compile) replace the saved ones; any
+        (`RUNTIME_OPTIONS`: device, workers, threads, ...) replace the saved ones; any
         other that differs from the saved value is refused with one InputError
         naming each such option and both values.
         """

@@ -1,8 +1,9 @@
 """``--resume`` continues a run with the configuration it was started with (its ``config.json``).
 
-Options that only say where and how fast a run goes (`RUNTIME_OPTIONS`:
-device, workers, threads, logging cadence, ``torch.compile``) may differ on
-the resume command and take the new value. Any other option given there must
+Options that only say where and how fast a run goes, or when it gives up
+(`RUNTIME_OPTIONS`: device, workers, threads, logging cadence,
+``torch.compile``, ``--max-bad-fraction``), may differ on the resume command
+and take the new value. Any other option given there must
 equal the saved value; otherwise the resume is refused with one line naming
 each such option with both values. ``--data`` may name the same dataset at
 another path (it was moved, or staged to a node's local disk), not another
@@ -21,8 +22,9 @@ from attrnet.core.errors import InputError
 
 __all__ = ["PATH_OPTIONS", "RUNTIME_OPTIONS", "differences", "read_saved_config", "refuse"]
 
-# where and how fast the run goes, never what it computes
-RUNTIME_OPTIONS = frozenset({"data", "out", "resume", "device", "workers", "threads", "log_every", "compile"})
+# where and how fast the run goes, or when it stops (too many unreadable images), never what it computes
+RUNTIME_OPTIONS = frozenset({"data", "out", "resume", "device", "workers", "threads", "log_every", "compile",
+                             "max_bad_fraction"})
 # options naming a file: the same file given by another spelling is the same value
 PATH_OPTIONS = frozenset({"topology", "init_from", "pretrained", "somp_from", "columns"})
 
