@@ -59,7 +59,9 @@ def _stopped_after_first_epoch(monkeypatch, data: str, out: Path, *flags: str) -
 
 
 def _assert_same_files(ref: Path, run: Path) -> None:
-    for name in ("last.safetensors", "best.safetensors"):
+    trees = sorted(p.name for p in ref.glob("best.tree*.safetensors"))  # earlier trees' bests (FAFS)
+    assert sorted(p.name for p in run.glob("best.tree*.safetensors")) == trees
+    for name in ("last.safetensors", "best.safetensors", *trees):
         want, got = load_file(ref / name), load_file(run / name)
         assert want.keys() == got.keys(), name
         for key in want:
