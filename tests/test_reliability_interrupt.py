@@ -5,7 +5,9 @@ import csv
 import os
 import random
 import signal
+import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -45,40 +47,88 @@ def _train_args(data: Path, out: Path, epochs: int) -> list[str]:
             "--seed", "0", "--log-every", "1"]
 
 
-def _train(data: Path, out: Path, epochs: int, resume: bool = False, kill_after: float | None = None,
-           limit: float = 120) -> bool:
-    """One training process; SIGKILL it after `kill_after` s. True when it ran to the end."""
-    proc = _attrnet(_train_args(data, out, epochs) + (["--resume"] if resume else []))
-    try:
-        proc.communicate(timeout=kill_after if kill_after is not None else limit)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        return False
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return True
+PROGRESS = re.compile(r"^epoch (\d+)/\d+ step (\d+)/\d+ ")
+
+
+class Watched:
+    """One training process whose progress the test follows: the last (epoch, step) of its progress lines
+    (``--log-every 1``) and the epochs its last.safetensors holds."""
+
+    def __init__(self, args: list[str], out: Path, limit: float = 120):
+        self.proc, self.out = _attrnet(args), out
+        self.seen = (0, 0)
+        self.stderr: list[str] = []
+        self.watchdog = threading.Timer(limit, self.proc.kill)  # a hang ends as a failure, not a stuck test
+        self.watchdog.start()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            m = PROGRESS.match(line)
+            if m:
+                self.seen = (int(m[1]), int(m[2]))
+
+    def checkpoints(self) -> int:
+        from attrnet.train.checkpoint import read_metadata
+
+        last = self.out / "last.safetensors"
+        return read_metadata(last)["resume"]["epoch"] if last.exists() else 0
+
+    def reached(self, point: tuple) -> bool:
+        kind, *where = point
+        return self.checkpoints() >= where[0] if kind == "checkpoint" else self.seen >= tuple(where)
+
+    def kill_at(self, point: tuple | None) -> bool:
+        """SIGKILL the run once it reaches `point`; None: let it finish. True when it ran to the end."""
+        try:
+            while self.proc.poll() is None:
+                if point is not None and self.reached(point):
+                    self.proc.send_signal(signal.SIGKILL)
+                    self.proc.wait()
+                    return False
+                time.sleep(0.002)
+        finally:
+            self.watchdog.cancel()
+            self.proc.stdout.close()
+        assert self.proc.returncode == 0, "".join(self.stderr)[-2000:]
+        assert point is None, f"the run ended before it reached {point}"
+        return True
+
+
+def _kill_points(rng: random.Random, epochs: int, kills: int) -> list[tuple]:
+    """Where each kill lands, moving forward through the run: alternately mid-epoch, after step 1 or 2 of an epoch
+    (``("step", epoch, step)``), and just after the Nth epoch's checkpoint is on disk (``("checkpoint", N)``).
+    Never after the last checkpoint: the run must still be going when its point comes."""
+    points: list[tuple] = []
+    on_disk = 0  # epochs in last.safetensors when the next attempt starts
+    for i in range(kills):
+        if i % 2 == 0:
+            epoch = rng.randint(on_disk + 1, min(on_disk + 2, epochs))
+            points.append(("step", epoch, rng.randint(1, 2)))
+            on_disk = epoch - 1
+        else:
+            on_disk = rng.randint(on_disk + 1, epochs - 1)
+            points.append(("checkpoint", on_disk))
+    return points
 
 
 def _kill_resume_loop(data: Path, tmp_path: Path, epochs: int, kills: int, seed: int) -> None:
     ref = tmp_path / "ref"
-    assert _train(data, ref, epochs)
+    assert Watched(_train_args(data, ref, epochs), ref).kill_at(None)
     run = tmp_path / "run"
-    rng = random.Random(seed)
-    deadline = time.monotonic() + 60 * (1 + kills)
-    killed = 0
-    done = False
-    while not done:
-        assert time.monotonic() < deadline, "kill/resume loop did not finish in time"
-        kill_after = rng.uniform(2.0, 9.0) if killed < kills else None
-        done = _train(data, run, epochs, resume=True, kill_after=kill_after)
-        killed += not done
+    points = _kill_points(random.Random(seed), epochs, kills)
+    for point in points:
+        assert not Watched(_train_args(data, run, epochs) + ["--resume"], run).kill_at(point)
         last = run / "last.safetensors"
         if last.exists():  # whatever moment it was killed at, the checkpoint on disk loads
             from attrnet.train.checkpoint import load_checkpoint
 
             tensors, meta = load_checkpoint(last)
             assert tensors and "resume" in meta
-    assert killed >= 1
+            if point[0] == "checkpoint":
+                assert meta["resume"]["epoch"] == point[1]
+    assert Watched(_train_args(data, run, epochs) + ["--resume"], run).kill_at(None)
     _assert_same_run(ref, run)
     np.testing.assert_array_equal(_tensors(run / "best.safetensors")["head.weight"],
                                   _tensors(ref / "best.safetensors")["head.weight"])

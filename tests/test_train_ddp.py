@@ -82,6 +82,36 @@ except AttrnetError as exc:
     sys.exit(1)
 '''
 
+BAD_IMAGES_WORKER = r'''
+import os, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+import attrnet.data.base as base_module
+from attrnet.core.errors import AttrnetError, InputError
+from attrnet.methods import train
+from attrnet.train.config import TrainConfig
+
+rank = int(os.environ["RANK"])
+data, out, log = sys.argv[1], sys.argv[2], sys.argv[3]
+decode = base_module.decode_image
+
+def unreadable_on_rank_1(path, **kwargs):
+    """On rank 1 every odd-numbered image cannot be decoded; rank 0 reads them all."""
+    if rank == 1 and int(Path(path).stem) % 2:
+        raise InputError("cannot decode image (corrupt on this rank's disk)", path)
+    return decode(path, **kwargs)
+
+base_module.decode_image = unreadable_on_rank_1
+try:
+    train(TrainConfig(data=data, out=out, epochs=2, batch_size=8, lr=3e-3, img_size=(32, 32), workers=0,
+                      log_every=1000, warmup_epochs=0, max_bad_fraction=0.1))
+except AttrnetError as exc:
+    with open(os.path.join(log, f"rank{rank}.err"), "w") as f:
+        f.write(str(exc))
+    sys.exit(1)
+'''
+
 
 def torchrun(tmp_path, worker: str, timeout: float) -> tuple[subprocess.CompletedProcess, object, object]:
     """Run `worker` as 2 gloo processes on 100 synthetic images; kill the whole group on timeout."""
@@ -123,11 +153,27 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert "2 processes" in proc.stderr
 
 
-def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
-    proc, out, log = torchrun(tmp_path, NAN_WORKER, timeout=180)
+def stopped_alike(worker: str, tmp_path) -> tuple[str, subprocess.CompletedProcess, object]:
+    """Run `worker`, which fails; the one-line error both ranks stopped with (the same on each)."""
+    proc, out, log = torchrun(tmp_path, worker, timeout=180)
     assert proc.returncode != 0
     errors = [(log / f"rank{r}.err").read_text() if (log / f"rank{r}.err").exists() else None for r in (0, 1)]
     assert errors[0] is not None and errors[0] == errors[1], (errors, proc.stderr[-3000:])
     assert len(errors[0].splitlines()) == 1
-    assert "the training loss is nan on rank 1 at epoch 1 step 3" in errors[0]
+    return errors[0], proc, out
+
+
+def test_non_finite_loss_on_one_rank_stops_every_rank(tmp_path):
+    error, _, out = stopped_alike(NAN_WORKER, tmp_path)
+    assert "the training loss is nan on rank 1 at epoch 1 step 3" in error
     assert not (out / "last.safetensors").exists()  # stopped in the first epoch, before any checkpoint
+
+
+def test_unreadable_images_on_one_rank_stop_every_rank(tmp_path):
+    """Rank 1 alone is over --max-bad-fraction; the counts are summed first, so both ranks stop with one line."""
+    error, proc, out = stopped_alike(BAD_IMAGES_WORKER, tmp_path)
+    skipped, seen = (int(n) for n in error.split(" training images")[0].split(" of "))
+    assert seen == 80 and 0.1 < skipped / seen < 0.5  # both ranks' images; only rank 1's were unreadable
+    assert "could not be used in epoch 1, more than --max-bad-fraction 0.1" in error
+    assert "skipping unreadable image" in proc.stderr
+    assert not (out / "last.safetensors").exists()

@@ -1,6 +1,7 @@
 """`attrnet train`: multi-task training with any method and loss weighting."""
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any, Optional
 
 import typer
@@ -16,6 +17,7 @@ def _method_option(flag: str, help_text: str) -> Any:
 
 
 def train(
+    ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes it; None when called from Python
     *,
     data: Annotated[str, typer.Option("--data", help="Dataset FORMAT:PATH (celeba, market, duke, deepfashion, "
                                                      "folder).")],
@@ -38,7 +40,9 @@ def train(
                                                                          "(replicated into every branch).")] = None,
     pretrained: Annotated[Optional[str], typer.Option("--pretrained", help="Backbone weights: a file (torchvision "
                                                                            "state dict) or 'imagenet'.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.safetensors.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT with its saved "
+                                                                   "settings (config.json, last.safetensors); an "
+                                                                   "option that would change it is refused.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (data order, augmentation, init).")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 2,
@@ -102,20 +106,32 @@ def train(
     from attrnet.methods import train as train_with_method
     from attrnet.train.config import TrainConfig
 
-    cfg = TrainConfig.from_options(
-        data, out, arch=arch, method=method, weighting=weighting, epochs=epochs, batch_size=batch_size, lr=lr,
-        img_size=parse_img_size(img_size) if img_size else None, preset=preset, topology=topology,
-        init_from=init_from, pretrained=pretrained, resume=resume, device=device, seed=seed, workers=workers,
-        threads=threads, threshold_objective=threshold_objective, pos_weight=pos_weight, best_metric=best_metric,
-        optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs, augment=augment, amp=amp,
-        compile=compile_, val_every=val_every, val_batches=val_batches, val_fraction=val_fraction,
-        max_bad_fraction=max_bad_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch, log_every=log_every,
-        somp_from=somp_from, alpha=alpha, branch_cost=branch_cost, max_stall=max_stall, max_branches=max_branches,
-        affinity=affinity, columns=columns, alpha_granularity=alpha_granularity, alpha_lr_mult=alpha_lr_mult,
-        column_pretrain_epochs=column_pretrain_epochs)
-    summary = train_with_method(cfg)
+    values = dict(
+        arch=arch, method=method, weighting=weighting, epochs=epochs, batch_size=batch_size, lr=lr, img_size=img_size,
+        preset=preset, topology=topology, init_from=init_from, pretrained=pretrained, resume=resume, device=device,
+        seed=seed, workers=workers, threads=threads, threshold_objective=threshold_objective, pos_weight=pos_weight,
+        best_metric=best_metric, optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+        augment=augment, amp=amp, compile_=compile_, val_every=val_every, val_batches=val_batches,
+        val_fraction=val_fraction, max_bad_fraction=max_bad_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch,
+        log_every=log_every, somp_from=somp_from, alpha=alpha, branch_cost=branch_cost, max_stall=max_stall,
+        max_branches=max_branches, affinity=affinity, columns=columns, alpha_granularity=alpha_granularity,
+        alpha_lr_mult=alpha_lr_mult, column_pretrain_epochs=column_pretrain_epochs)
+    options = {name.rstrip("_"): value for name, value in values.items() if _given(ctx, name, value)}
+    if "img_size" in options:
+        options["img_size"] = parse_img_size(options["img_size"])
+    summary = train_with_method(TrainConfig.from_options(data, out, **options))
     if as_json:
         print_json(summary)
-    else:
-        result(f"done: {summary['epochs']} epochs; best {summary['best_metric']} {metric(summary['best'])} "
-               f"(epoch {summary['best_epoch']}) -> {out}/best.safetensors")
+        return
+    tree = f" ({summary['arch']}, branches per stage {summary['branches']})" if "branches" in summary else ""
+    result(f"done: {summary['epochs']} epochs; best {summary['best_metric']} {metric(summary['best'])} "
+           f"(epoch {summary['best_epoch']}) -> {out}/best.safetensors{tree}")
+
+
+def _given(ctx: typer.Context | None, name: str, value: Any) -> bool:
+    """Whether the user gave the option `name`: on the command line (or its environment variable);
+    called from Python, when `value` is not the default."""
+    if ctx is None:
+        return value != inspect.signature(train).parameters[name].default
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

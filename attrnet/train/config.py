@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from attrnet.core.errors import InputError
 from attrnet.core.topology import Topology
+from attrnet.train.resume_config import RUNTIME_OPTIONS, differences, read_saved_config, refuse
 
 __all__ = ["BEST_METRICS", "METHOD_OPTION_KEYS", "OPTIMIZERS", "PRESETS", "TrainConfig", "apply_preset"]
 
@@ -133,15 +135,17 @@ class TrainConfig:
 
     @classmethod
     def from_options(cls, data: str, out: str, **options: Any) -> "TrainConfig":
-        """The configuration for options as a user gives them, None meaning "not given".
+        """The configuration for options as a user gives them, None (or leaving one out) meaning "not given".
 
         An option not given takes its `preset`'s value where the preset sets one, else
         the default; `arch` defaults to the `topology` plan's arch. The method options
-        (`METHOD_OPTION_KEYS`, e.g. ``columns=...``) go into `method_options`.
+        (`METHOD_OPTION_KEYS`, e.g. ``columns=...``) go into `method_options`. With
+        ``resume=True`` and a ``config.json`` in `out`, the run's saved configuration
+        (`for_resume`).
         """
-        method_options = dict(options.pop("method_options", None) or {})
-        method_options.update({k: options.pop(k) for k in METHOD_OPTION_KEYS if k in options})
-        given = {k: v for k, v in options.items() if v is not None}
+        if options.get("resume") and (Path(out) / "config.json").exists():
+            return cls.for_resume(data, out, **options)
+        method_options, given = _split_options(options)
         if given.get("preset"):
             given = {**apply_preset(given["preset"], given), **given}
         if "arch" not in given and given.get("topology"):
@@ -149,9 +153,59 @@ class TrainConfig:
         return cls(data=data, out=out, method_options=method_options, **given)
 
     @classmethod
+    def for_resume(cls, data: str, out: str, **options: Any) -> "TrainConfig":
+        """The configuration saved in `out`/config.json, to continue that run (`attrnet.train.resume_config`).
+
+        `options` are those the user gave (as for `from_options`): runtime options
+        (`RUNTIME_OPTIONS`: device, workers, threads, ...) replace the saved ones; any
+        other that differs from the saved value is refused with one InputError
+        naming each such option and both values.
+        """
+        path = Path(out) / "config.json"
+        run = cls.saved_in(out)
+        if run is None:
+            raise InputError("--resume: the run has no config.json", path)
+        method_options, given = _split_options(options)
+        method_options = {k: v for k, v in method_options.items() if v is not None}
+        refuse(differences(run._comparable(), {**given, "data": data, "method_options": method_options}), path)
+        runtime = {k: v for k, v in given.items() if k in RUNTIME_OPTIONS}
+        return cls.from_dict({**run.to_dict(), **runtime, "data": data, "resume": True})
+
+    @classmethod
+    def saved_in(cls, out: str | Path) -> "TrainConfig | None":
+        """The configuration saved in the run directory `out` (its config.json), None when there is none."""
+        saved = read_saved_config(out)
+        if saved is None:
+            return None
+        try:
+            return cls.from_dict({**saved, "out": str(out)})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"not a run configuration ({exc})", Path(out) / "config.json") from None
+
+    def changes_from(self, saved: "TrainConfig") -> list[str]:
+        """``--flag (run: A, given: B)`` for each option of this configuration that would change the run `saved`."""
+        mine, run = self._comparable(), saved._comparable()
+        keys = sorted(set(mine["method_options"]) | set(run["method_options"]))
+        mine["method_options"] = {k: mine["method_options"].get(k) for k in keys}
+        return differences(run, mine)
+
+    def _comparable(self) -> dict[str, Any]:
+        """`to_dict` with the weight decay in effect and only the method options that are set."""
+        return {**self.to_dict(), "weight_decay": self.decay,
+                "method_options": {k: v for k, v in self.method_options.items() if v is not None}}
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(method options, the other options without those not given (None))."""
+    options = dict(options)
+    method_options = dict(options.pop("method_options", None) or {})
+    method_options.update({k: options.pop(k) for k in METHOD_OPTION_KEYS if k in options})
+    return method_options, {k: v for k, v in options.items() if v is not None}
 
 
 def apply_preset(name: str, explicit: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,15 @@ def mean_across(t: torch.Tensor, d: Dist) -> torch.Tensor:
     return torch.where(pair[1] > 0, pair[0] / pair[1].clamp(min=1), torch.full_like(t, float("nan")))
 
 
+def sum_across(t: torch.Tensor, d: Dist) -> torch.Tensor:
+    """The sum of a tensor over ranks, the same on every rank (a new tensor; `t` stays as it is)."""
+    if not d.enabled:
+        return t
+    total = t.clone()
+    dist.all_reduce(total)
+    return total
+
+
 def per_rank(value: torch.Tensor, d: Dist) -> torch.Tensor:
     """A scalar's value on every rank, in rank order: ``[world]``, the same on every rank (one all-reduce)."""
     if not d.enabled:

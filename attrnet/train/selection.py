@@ -1,4 +1,12 @@
-"""Which epoch is the best: ``--best-metric`` on validation, or the training loss without a validation split."""
+"""Which epoch is the best: ``--best-metric`` on validation, or the training loss without a validation split.
+
+The best is chosen among the checkpoints of one tree (topology): when a method
+replaces the model (FAFS widening), the new tree starts a new best, so
+``best.safetensors`` always holds the tree the run ends with, which the
+method's reports describe. Tree 0 is the model a run starts with; each
+replacement counts one up. The best of an earlier tree is kept as
+``best.tree<N>.safetensors`` (`attrnet.train.outputs.retire_best`).
+"""
 from __future__ import annotations
 
 import math
@@ -12,11 +20,12 @@ LOWER_IS_BETTER = {"val_loss", "train_loss"}
 
 @dataclass
 class BestTracker:
-    """The best value of `metric` so far and its epoch."""
+    """The best value of `metric` so far on the current `tree`, and its epoch."""
 
     metric: str
     value: float | None = None
     epoch: int | None = None
+    tree: int = 0
 
     @classmethod
     def for_run(cls, best_metric: str, has_val: bool) -> "BestTracker":
@@ -37,3 +46,9 @@ class BestTracker:
             return False
         self.value, self.epoch = value, epoch
         return True
+
+    def new_tree(self) -> int:
+        """The model was replaced: forget the best so far; returns the tree that ended."""
+        ended = self.tree
+        self.tree, self.value, self.epoch = ended + 1, None, None
+        return ended

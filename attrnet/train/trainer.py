@@ -8,7 +8,8 @@ epoch (`validation`: thresholds, metrics), picks the best epoch (`selection`)
 and writes the run directory (`outputs`): `config.json`, `metrics.jsonl`,
 `weights.jsonl`, `best.safetensors` (+ `best.json`), `last.safetensors`,
 `topology.json` and the method's own outputs. `--resume` continues from
-`last.safetensors` (`resume`). Under `torchrun` it runs DDP; only rank 0 writes.
+`last.safetensors` (`resume`) with the run's saved configuration
+(`resume_config`). Under `torchrun` it runs DDP; only rank 0 writes.
 `attrnet.methods.train(config)` builds the method and runs this.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from attrnet.core.device import resolve_device
 from attrnet.core.input_spec import InputSpec
 from attrnet.core.model_card import default_thresholds
 from attrnet.core.progress import info
+from attrnet.core.topology import Topology
 from attrnet.models.net import MultiTaskNet
 from attrnet.train import distributed as dd
 from attrnet.train.amp import Amp, LossForward
@@ -34,15 +36,20 @@ from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, t
 from attrnet.train.method import Method, TrainContext
 from attrnet.train.model_setup import initial_topology, load_start_weights, new_model
 from attrnet.train.optim import Schedule, build_optimizer
-from attrnet.train.outputs import run_metadata, save_best, save_last_epoch, write_config, write_logs
-from attrnet.train.resume import read_resume_point
+from attrnet.train.outputs import retire_best, run_metadata, save_best, save_last_epoch, write_config, write_logs
+from attrnet.train.resume import continues_saved_run, read_resume_point
 from attrnet.train.selection import BestTracker
 from attrnet.train.splits import load_splits
 from attrnet.train.state import restore_rng
 from attrnet.train.validation import observe_val_batch, predict, score, val_batches
 from attrnet.train.weighting import make_weighting, weights_record
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "branches"]
+
+
+def branches(topology: Topology) -> str:
+    """Branches per stage, input side first: ``1-1-2-4``."""
+    return "-".join(str(n) for n in topology.branch_counts())
 
 
 class Trainer:
@@ -80,8 +87,13 @@ class Trainer:
 
     # ------------------------------------------------------------ set-up
     def setup(self) -> None:
-        """Seed, load the splits, build model, loss, weighting and optimiser (or resume them); write config.json."""
+        """Seed, load the splits, build model, loss, weighting and optimiser (or resume them); write config.json.
+
+        On ``--resume`` of a run with a ``config.json``, a configuration that would change
+        that run is refused (`attrnet.train.resume_config`) and the file is kept.
+        """
         cfg = self.config
+        resuming_saved_run = continues_saved_run(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -94,7 +106,7 @@ class Trainer:
         self.forward = LossForward(self.spec, self._build_loss(), self.amp)
         self._start_or_resume()
         self.schedule = Schedule.for_run(cfg.epochs, self.steps_per_epoch, cfg.warmup_epochs)
-        if self.dist.is_main:
+        if self.dist.is_main and not resuming_saved_run:  # a resumed run keeps its config.json
             write_config(self.out, cfg)
 
     def _load_data(self) -> None:
@@ -160,15 +172,19 @@ class Trainer:
         self.optimizer.load_state_dict(point.optimizer)
         restore_rng(point.rng)
         self.epoch, self.context.step = point.epoch, point.step
-        self.best.value, self.best.epoch = point.best, point.best_epoch
+        self.best.value, self.best.epoch, self.best.tree = point.best, point.best_epoch, point.tree
         self.thresholds, self.history, self.weight_log = point.thresholds, point.history, point.weight_log
         self.log(f"resumed from {path} at epoch {self.epoch}, step {self.step}")
 
     def replace_model(self, model: MultiTaskNet) -> None:
-        """Continue training with `model` (a method widened it): new optimiser around it."""
+        """Continue training with `model` (a method widened it): new optimiser around it, and a new tree whose
+        best is chosen afresh (`attrnet.train.selection`); the ended tree's best is kept under its own name."""
         self.context.model = model.to(self.device)
         self._build_optimizer()
-        self.log("model replaced by the method:\n" + model.topology.sharing_report())
+        ended = self.best.new_tree()
+        kept = retire_best(self.out, ended) if self.dist.is_main else None
+        self.log(f"tree {self.best.tree}: {model.topology.arch}, branches per stage "
+                 f"{branches(model.topology)}" + (f" (the best of tree {ended} is kept as {kept.name})" if kept else ""))
 
     # ------------------------------------------------------------ training
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -228,7 +244,9 @@ class Trainer:
         elapsed = stats.elapsed()
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             stop_non_finite("the weights are no longer finite", epoch, stats.steps, self.out / "last.safetensors")
-        check_skipped(stats.skipped, stats.seen, epoch, self.config.max_bad_fraction, self.log)
+        counts = torch.tensor([stats.skipped, stats.seen], device=self.device)
+        skipped, seen = dd.sum_across(counts, self.dist).tolist()  # summed first, so every rank decides alike
+        check_skipped(skipped, seen, epoch, self.config.max_bad_fraction, self.log)
         if self.weighting.end_epoch(dd.mean_across(stats.task_means(), self.dist).cpu()):
             self._log_weights()
         return {"train_loss": float(dd.mean_across(stats.loss_sum / max(stats.steps, 1), self.dist)),
@@ -280,7 +298,7 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
     def _metadata(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return run_metadata(self.model, self.spec, self.thresholds, self.method.name, self.weighting, metrics,
-                            self.config, self.epoch, self.step)
+                            self.config, self.epoch, self.step, self.best.tree)
 
     def _save_best(self, metrics: dict[str, Any], row: dict[str, Any]) -> None:
         """``best.safetensors`` when this epoch beats the best so far (`attrnet.train.selection`)."""
@@ -292,7 +310,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         write_logs(self.out, self.history, self.weight_log)
-        resume = {"epoch": self.epoch, "step": self.step, "best": self.best.value, "best_epoch": self.best.epoch}
+        resume = {"epoch": self.epoch, "step": self.step, "best": self.best.value, "best_epoch": self.best.epoch,
+                  "tree": self.best.tree}
         save_last_epoch(self.out, model=self.model, optimizer=self.optimizer, weighting=self.weighting,
                         method_state=self.method.state_dict(), metadata=self._metadata(metrics), resume=resume)
 
@@ -325,19 +344,24 @@ class Trainer:
         self.history.append(row)
         self.log(summary_line(row, self.config.epochs))
         self._save_best(metrics, row)
-        if val_loss is not None and not self.config.val_every:
+        # a model replaced after the last validation would be saved untrained and unvalidated
+        if val_loss is not None and not self.config.val_every and self.epoch < self.config.epochs:
             self._after_validation(val_loss)
         self._save_last(metrics)
 
     def _start_line(self) -> str:
         cfg = self.config
-        return (f"training {cfg.arch} ({self.method.name}, {self.weighting.name}) on {len(self.train_set)} images, "
-                f"{self.steps_per_epoch} steps/epoch x {cfg.epochs} epochs, device {self.device}"
+        plan = f" (from {cfg.topology})" if cfg.topology else ""
+        return (f"training {cfg.arch}: method {self.method.name}, weighting {self.weighting.name}, input "
+                f"{self.spec.height}x{self.spec.width}, preset {cfg.preset or 'none'}, branches per stage "
+                f"{branches(self.model.topology)}{plan}; {len(self.train_set)} images, {self.steps_per_epoch} "
+                f"steps/epoch x {cfg.epochs} epochs, device {self.device}"
                 + (f", {self.dist.world} processes" if self.dist.enabled else ""))
 
     def _summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
         return {"out": str(self.out), "epochs": self.epoch, "steps": self.step, "best_epoch": self.best.epoch,
-                "best": self.best.value, "best_metric": self.best.metric,
+                "best": self.best.value, "best_metric": self.best.metric, "arch": self.model.topology.arch,
+                "branches": branches(self.model.topology), "tree": self.best.tree,
                 "final": {k: last.get(k) for k in ("train_loss", "val_loss", "mean_accuracy", "mA",
                                                    "instance_f1", "images_per_s")}}
