@@ -19,3 +19,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def celeba(tmp_path_factory) -> str:
+    """A data spec for 48 synthetic CelebA-format faces at 32x32 (modules may define their own `celeba`)."""
+    from attrnet.data.synth import generate
+
+    root = tmp_path_factory.mktemp("celeba48") / "celeba"
+    generate("celeba", root, num=48, seed=0, size=(32, 32))
+    return f"celeba:{root}"

@@ -26,15 +26,6 @@ FAFS = ["--arch", "vgg16-thin", "--method", "fafs", "--img-size", "32", "--lr", 
         "--val-batches", "1", "--max-stall", "1", "--branch-cost", "0.0005", "--max-branches", "4"]
 
 
-@pytest.fixture(scope="module")
-def celeba(tmp_path_factory) -> str:
-    from attrnet.data.synth import generate
-
-    root = tmp_path_factory.mktemp("resume") / "celeba"
-    generate("celeba", root, num=48, seed=0, size=(32, 32))
-    return f"celeba:{root}"
-
-
 class Stopped(Exception):
     """The run stops here, as a kill would."""
 

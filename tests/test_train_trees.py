@@ -19,15 +19,6 @@ from attrnet.train.trainer import Trainer
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def celeba(tmp_path_factory) -> str:
-    from attrnet.data.synth import generate
-
-    root = tmp_path_factory.mktemp("trees") / "celeba"
-    generate("celeba", root, num=48, seed=0, size=(32, 32))
-    return f"celeba:{root}"
-
-
 class WidenWorse(Method):
     """Widens the top stage in two after the first validation, into a model with far worse heads."""
 
