@@ -39,6 +39,9 @@ import torch.nn.functional as F
 from attrnet.core.errors import InputError, NotAvailableError
 from attrnet.core.input_spec import InputSpec
 
+__all__ = ["CudaGraphRunner", "decode_jpegs_cuda", "DTYPES", "nvjpeg_available", "nvjpeg_problem",
+           "PinnedStager", "prepare_module", "require_cuda", "resize_gpu", "resolve_dtype"]
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

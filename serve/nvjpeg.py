@@ -23,6 +23,9 @@ from attrnet.serve.batch import Batch
 
 if TYPE_CHECKING:
     from attrnet.serve.torch_backend import TorchBackend
+
+__all__ = ["GpuJpegDecoder", "plain_jpeg"]
+
 _EXIF_ORIENTATION = 0x0112
 
 

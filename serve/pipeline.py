@@ -31,6 +31,8 @@ from attrnet.serve.backend import Backend
 from attrnet.serve.batch import Batch, Stats, describe_error
 from attrnet.serve.sources import Item
 
+__all__ = ["load_item", "Pipeline"]
+
 _QUEUE_DEPTH = 2  # assembled batches waiting for the model
 
 

@@ -20,6 +20,8 @@ from attrnet.serve.backends import open_backend
 from attrnet.serve.pipeline import Pipeline, Stats
 from attrnet.serve.sources import iter_items
 
+__all__ = ["default_model_path", "Predictor", "Result"]
+
 
 @dataclass
 class Result:

@@ -17,6 +17,8 @@ from typing import IO, Iterable
 from attrnet.core.errors import InputError
 from attrnet.serve.predictor import Result
 
+__all__ = ["DIGITS", "FORMATS", "Sink", "sink_format"]
+
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 DIGITS = 6
 

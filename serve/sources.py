@@ -20,6 +20,9 @@ import numpy as np
 from attrnet.core.errors import InputError
 from attrnet.core.imageio import IMAGE_SUFFIXES
 
+__all__ = ["Item", "iter_directory", "iter_items", "iter_list_file", "iter_video", "LIST_SUFFIXES",
+           "VIDEO_SUFFIXES"]
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 _GLOB_CHARS = frozenset("*?[")

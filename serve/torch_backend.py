@@ -25,6 +25,8 @@ from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
 from attrnet.serve.backend import Backend
 
+__all__ = ["GRAPH_BATCH_SIZES", "serving_module", "TorchBackend"]
+
 
 def serving_module(net: MultiTaskNet, spec: InputSpec) -> nn.Module:
     """The folded module `attrnet export` emits (BatchNorm, branches and heads folded):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from attrnet.core.errors import InputError
 
+__all__ = ["CHECKPOINT", "default_checkpoint", "default_onnx", "FOLDER", "ONNX"]
+
 FOLDER = Path(__file__).resolve().parent
 CHECKPOINT = "default.safetensors"
 ONNX = "default.onnx"

@@ -8,6 +8,8 @@ from attrnet.core.input_spec import InputSpec
 from attrnet.core.model_card import probabilities
 from attrnet.models.net import MultiTaskNet
 
+__all__ = ["EagerUInt8"]
+
 
 class EagerUInt8(nn.Module):
     """uint8 ``[N, H, W, 3]`` RGB -> mean/std normalisation -> the unfolded `MultiTaskNet` -> probabilities."""

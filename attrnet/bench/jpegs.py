@@ -8,6 +8,8 @@ import numpy as np
 
 from attrnet.core.errors import AttrnetError
 
+__all__ = ["synthetic_image", "write_jpegs"]
+
 
 def synthetic_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A BGR uint8 image with smooth gradients, shapes and mild noise, so it compresses like a photo."""

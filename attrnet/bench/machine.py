@@ -8,6 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+__all__ = ["cpu_model", "describe", "gpu_name", "one_line", "usable_cores"]
+
 
 def cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo, else platform.processor()."""

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from attrnet.core.errors import NotAvailableError
 
+__all__ = ["BACKENDS", "checkpoint_for", "export_onnx", "model_stem", "onnx_for", "onnx_name",
+           "ONNX_PRECISIONS", "precision_of", "PRECISIONS"]
+
 PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8-cpu")
 ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-cpu")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+__all__ = ["ChildResult", "run_child"]
+
 _LAUNCHER = r"""
 import json, os, signal, subprocess, sys, time
 cmd, timeout, report = json.loads(sys.argv[1]), float(sys.argv[2]), sys.argv[3]

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 from attrnet.bench.stats import percentile
 
+__all__ = ["failed", "measured", "MODES", "Row", "skipped"]
+
 MODES = ("model-only", "end-to-end")
 
 

@@ -24,6 +24,9 @@ from attrnet.bench.rows import MODES, Row, failed, measured, skipped
 from attrnet.bench.stats import time_calls
 from attrnet.core.errors import AttrnetError, InputError, NotAvailableError
 
+__all__ = ["BenchConfig", "benchmark", "cycle_files", "Log", "model_path_for", "random_batch",
+           "resolve_device", "run_benchmark", "time_end_to_end", "time_model_only"]
+
 Log = Callable[[str], None]
 
 

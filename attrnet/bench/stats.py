@@ -5,6 +5,8 @@ import math
 import time
 from typing import Callable, Sequence
 
+__all__ = ["percentile", "pipeline_ceiling", "pipeline_efficiency", "throughput", "time_calls"]
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) with linear interpolation between order statistics (numpy's default)."""

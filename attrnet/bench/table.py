@@ -12,6 +12,8 @@ from rich.table import Table
 
 from attrnet.bench.rows import MODES, Row
 
+__all__ = ["display_rows", "HEADERS", "markdown_table", "rich_table", "rows_markdown"]
+
 HEADERS = ("backend", "precision", "device", "mode", "batch", "images/s", "p50 ms", "p99 ms", "note")
 _NUMERIC = ("batch", "images/s", "p50 ms", "p99 ms")
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+__all__ = ["build", "celeba_groups", "DEFAULTS", "main", "measure"]
+
 DEFAULTS: dict[str, Any] = {"arch": "tiny", "method": "shared", "weighting": "equal", "columns": "groups",
                             "img_size": 64, "batch_size": 32, "steps": 5, "warmup": 1, "threads": None,
                             "device": "cpu", "keep_freed_memory": True}

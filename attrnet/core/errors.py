@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["AttrnetError", "InputError", "NotAvailableError", "ParityError"]
+
 
 class AttrnetError(Exception):
     """Base class: a failure attrnet can explain in one line."""

@@ -11,6 +11,9 @@ from typing import Any, Iterator
 
 from attrnet.core.errors import InputError
 
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "read_json",
+           "read_text_lines"]
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

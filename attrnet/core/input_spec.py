@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from attrnet.core.errors import InputError
 
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "InputSpec", "parse_img_size"]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

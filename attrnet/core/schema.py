@@ -15,6 +15,11 @@ from typing import Any, Literal, Sequence
 
 from attrnet.core.errors import InputError
 
+__all__ = ["Attribute", "binary", "categorical", "CELEBA_ATTRIBUTES", "celeba_schema", "complete_groups",
+           "deepfashion_schema", "DUKE_BINARY", "DUKE_DOWN_COLORS", "duke_schema", "DUKE_UP_COLORS", "Kind",
+           "MARKET_AGES", "MARKET_BINARY", "MARKET_DOWN_COLORS", "market_schema", "MARKET_UP_COLORS",
+           "preset", "PRESETS", "read_groups", "Schema", "write_groups"]
+
 Kind = Literal["binary", "categorical"]
 
 

@@ -20,6 +20,9 @@ from typing import Any, Literal, Sequence
 
 from attrnet.core.errors import InputError
 
+__all__ = ["Branch", "canonical", "cross_stitch", "FORMAT", "Granularity", "independent", "Mix", "shared",
+           "split", "split_topology", "Topology", "units_above", "VERSION"]
+
 FORMAT = "attrnet.topology"
 VERSION = 1
 Granularity = Literal["channel", "scalar"]

@@ -19,6 +19,9 @@ from attrnet.core.errors import InputError
 from attrnet.core.fileio import read_text_lines
 from attrnet.core.schema import CELEBA_ATTRIBUTES, celeba_schema
 
+__all__ = ["ATTR_FILE", "find_root", "IMAGE_DIR", "load", "PARTITION_FILE", "PARTITIONS", "read_attributes",
+           "read_partition"]
+
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR = "img_align_celeba"

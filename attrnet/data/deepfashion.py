@@ -21,6 +21,9 @@ from attrnet.core.errors import InputError
 from attrnet.core.fileio import read_text_lines
 from attrnet.core.schema import deepfashion_schema
 
+__all__ = ["ATTR_FILE", "ATTRIBUTE_TYPES", "CLOTH_FILE", "load", "PARTITION_FILE", "read_attribute_names",
+           "read_partition"]
+
 CLOTH_FILE = "Anno/list_attr_cloth.txt"
 ATTR_FILE = "Anno/list_attr_img.txt"
 PARTITION_FILE = "Eval/list_eval_partition.txt"

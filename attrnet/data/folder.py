@@ -27,6 +27,8 @@ from attrnet.core.errors import InputError
 from attrnet.core.fileio import read_text_lines
 from attrnet.core.schema import Attribute, Schema, binary, categorical
 
+__all__ = ["BINARY_VALUES", "LABELS_FILE", "load", "MISSING", "SCHEMA_FILE"]
+
 LABELS_FILE = "labels.csv"
 SCHEMA_FILE = "schema.json"
 MISSING = ("", "-1")

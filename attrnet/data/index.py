@@ -15,6 +15,8 @@ from attrnet.data.labels import positive_rate
 if TYPE_CHECKING:
     from attrnet.data.base import AttributeDataset
 
+__all__ = ["Index", "SPLITS"]
+
 SPLITS = ("train", "val", "test")
 
 

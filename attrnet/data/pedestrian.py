@@ -26,6 +26,9 @@ from attrnet.data.tables import check_inside
 from attrnet.core.errors import InputError
 from attrnet.core.schema import Schema, duke_schema, market_schema
 
+__all__ = ["find_mat", "identity_labels", "JUNK_IDS", "load", "mat_name", "read_mat", "schema_for",
+           "SPLIT_DIRS"]
+
 JUNK_IDS = ("-1", "0000")
 SPLIT_DIRS = {"train": "bounding_box_train", "test": "bounding_box_test"}
 

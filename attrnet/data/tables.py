@@ -14,6 +14,9 @@ import numpy as np
 
 from attrnet.core.errors import InputError
 
+__all__ = ["assign_splits", "check_files_exist", "check_inside", "check_unique", "read_count", "read_table",
+           "split_name_rows", "table_body"]
+
 _CHUNK_BYTES = 4 << 20
 
 

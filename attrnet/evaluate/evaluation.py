@@ -17,6 +17,8 @@ from attrnet.core.input_spec import InputSpec
 from attrnet.core.model_card import ModelCard
 from attrnet.train.metrics import compute_metrics
 
+__all__ = ["backend_runner", "BACKEND_SUFFIXES", "checkpoint_runner", "evaluate"]
+
 BACKEND_SUFFIXES = (".onnx", ".engine", ".plan")
 
 

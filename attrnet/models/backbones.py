@@ -13,6 +13,8 @@ from torch import nn
 from attrnet.core.errors import InputError
 from attrnet.models import layers
 
+__all__ = ["ARCHS", "backbone", "BACKBONES", "BackboneSpec", "make_stage", "StageKind", "StageSpec"]
+
 StageKind = Literal["conv", "fc", "stem", "basic", "bottleneck"]
 
 

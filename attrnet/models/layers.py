@@ -10,6 +10,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+__all__ = ["gather_branches", "GroupedBasicBlock", "GroupedBottleneck", "GroupedConvBlock", "GroupedFCBlock",
+           "GroupedLinear", "GroupedStem"]
+
 
 class GroupedConvBlock(nn.Module):
     """conv(k) -> BatchNorm -> ReLU [-> 2x2 max pool], B branches as one grouped conv.

@@ -11,6 +11,8 @@ from attrnet.models.layers import gather_branches
 from attrnet.core.topology import Topology
 from attrnet.core.schema import Schema
 
+__all__ = ["MultiHead", "MultiTaskNet"]
+
 
 class MultiHead(nn.Module):
     """All attribute heads: column c reads leaf `column_leaf[c]`'s features.

@@ -20,6 +20,8 @@ from attrnet.core.errors import AttrnetError, InputError
 if TYPE_CHECKING:
     from attrnet.models.net import MultiTaskNet
 
+__all__ = ["load_pretrained", "PRETRAINABLE", "read_state_dict", "trunk_tensors"]
+
 PRETRAINABLE = ("resnet18", "resnet50", "vgg16")
 _ENUMS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "vgg16": "VGG16_Weights"}
 

@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from attrnet.core.errors import InputError
 from attrnet.core.input_spec import InputSpec
 
+__all__ = ["augment", "batches_per_epoch", "EpochSampler", "EvalView", "make_loader", "normalise",
+           "read_or_blank", "Resize", "skipped_rows", "TrainView"]
+
 
 class Resize:
     """Picklable transform: decoded RGB uint8 HxWx3 -> the model's input size."""

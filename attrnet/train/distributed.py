@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+__all__ = ["average_gradients", "barrier", "Dist", "init_distributed", "mean_across", "per_rank", "shutdown",
+           "sum_across"]
+
 
 @dataclass(frozen=True)
 class Dist:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import ctypes
 import sys
 
+__all__ = ["KEEP_BYTES", "keep_freed_memory", "M_MMAP_THRESHOLD", "M_TRIM_THRESHOLD"]
+
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 KEEP_BYTES = 1 << 30  # blocks up to 1 GiB come from the reusable heap

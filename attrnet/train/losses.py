@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from attrnet.core.schema import Schema
 
+__all__ = ["AttributeLoss", "class_weights", "POS_WEIGHTS", "positive_rates", "PosWeight", "task_means"]
+
 PosWeight = Literal["none", "ratio", "deepmar"]
 POS_WEIGHTS = ("none", "ratio", "deepmar")
 _EPS = 1e-3

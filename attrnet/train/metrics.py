@@ -21,6 +21,9 @@ import numpy as np
 
 from attrnet.core.schema import Schema
 
+__all__ = ["attribute_accuracy", "compute_metrics", "instance_based", "label_based", "predictions",
+           "top_k_recall", "uses_top_k"]
+
 _EPS = 1e-20
 
 

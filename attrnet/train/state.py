@@ -15,6 +15,9 @@ import torch
 
 from attrnet.train.checkpoint import load_checkpoint, save_checkpoint
 
+__all__ = ["load_last", "optimizer_from_tensors", "optimizer_to_tensors", "restore_rng", "rng_tensors",
+           "save_last"]
+
 
 def _flatten(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}/{k}": v for k, v in state.items()}

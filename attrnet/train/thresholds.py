@@ -13,6 +13,8 @@ import numpy as np
 
 from attrnet.core.schema import Schema
 
+__all__ = ["best_threshold", "choose_thresholds", "OBJECTIVES"]
+
 OBJECTIVES = ("accuracy", "balanced")
 
 

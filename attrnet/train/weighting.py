@@ -19,6 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = ["AWMT", "awmt_update", "DWA", "dwa_weights", "make_weighting", "Uncertainty", "Weighting",
+           "WEIGHTINGS", "weights_record"]
+
 WEIGHTINGS = ("equal", "awmt", "uncertainty", "dwa")
 
 
