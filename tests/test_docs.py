@@ -34,6 +34,8 @@ Files every working folder starts with (FILES): `runs/x/` (a `tiny` run, one epo
 with torchvision VGG-16's layer names and layout but 64 filters per conv and 128 fc units (random;
 the real file is 528 MB and needs a download).
 
+PREPARE lists the few blocks that need something done to the working folder first, and why.
+
 Not run: a block whose first line is `# not run by tests/test_docs.py: REASON` (TensorRT, a GPU,
 several machines, a download, ...) is checked for syntax only (`bash -n`, `compile`) and skipped
 with that reason, which the page shows next to the example. SLOW lists the blocks that take more
@@ -259,6 +261,20 @@ def check_syntax(example: Example) -> None:
     else:
         checked = subprocess.run(["bash", "-n"], input=example.text, text=True, capture_output=True)
         assert checked.returncode == 0, f"{example.name}: bash -n: {checked.stderr.strip()}"
+
+
+@pytest.mark.parametrize("tag, text, expected", [
+    ("sh", "attrnet data info celeba:/data/celeba\nattrnet export runs/x/best.safetensors --precisio fp16\n",
+     "--precisio"),
+    ("python", "from attrnet.export.pipeline import ExportOptions\nspec = InputSpec(64, 64)\n", "NameError"),
+])
+def test_a_broken_example_fails_naming_its_line(world: DocsWorld, tag: str, text: str, expected: str) -> None:
+    """The runner does fail: a renamed flag or an undefined name, on the block's second line."""
+    values = {"data": str(world.data), "tmp": "", "repo": str(ROOT), "work": "", "python": sys.executable}
+    folder = world.page("self-test").folder
+    outcome = world.runner.run(tag, substitute(text, SUBSTITUTIONS, values), folder, 11, 60, f"self-test-{tag}")
+    assert outcome.returncode != 0 and expected in outcome.stderr
+    assert outcome.failed_line == 12
 
 
 def test_every_example_is_fenced_and_tagged() -> None:
