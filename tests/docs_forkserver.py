@@ -17,6 +17,7 @@ Set ATTRNET_DOCS_FRESH=1 to run the real `attrnet` console script and a fresh in
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -103,8 +104,10 @@ def _child(job: dict, fds: list[int]) -> int:
 
 def serve(socket_path: str) -> None:
     """Preload torch and the CLI, then fork one child per request until stdin closes."""
-    import torch  # noqa: F401 - preloaded for the children
-    import attrnet.cli  # noqa: F401
+    import importlib
+
+    for module in ("torch", "attrnet.cli"):  # what every child would import first
+        importlib.import_module(module)
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
@@ -130,6 +133,7 @@ def serve(socket_path: str) -> None:
 
                     traceback.print_exc()
                 finally:
+                    atexit._run_exitfuncs()  # as at an interpreter's exit (e.g. ray.shutdown)
                     sys.stdout.flush()
                     sys.stderr.flush()
                     os._exit(code if 0 <= code < 256 else 1)

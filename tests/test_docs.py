@@ -85,6 +85,7 @@ SUBSTITUTIONS = [
 SLOW = {
     ("README.md", "make demo"): "the whole demo: 2000 images, 4 epochs, two exports",
     ("README.md", "--preset market --arch resnet50"): "resnet50 at 256x128",
+    ("README.md", "--somp-from vgg16.pth"): "vgg16-thin at 218x178 (the celeba preset)",
     ("README.md", "attrnet taskonomy"): "40 source encoders and 1600 readouts",
     ("docs/taskonomy.md", "attrnet taskonomy"): "40 source encoders and 1600 readouts",
     ("docs/taskonomy.md", "analyse(Settings("): "40 source encoders and 1600 readouts",
