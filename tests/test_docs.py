@@ -27,8 +27,8 @@ Substitution table (SUBSTITUTIONS):
 | `make demo` | `make -C <repo> demo DEMO=<working folder>/demo` | the Makefile is in the repository |
 | `python benchmarks/...`, `bash benchmarks/...`, `.venv/bin/python` | the repository's script, this interpreter | run from the working folder |
 
-Files every working folder starts with (FILES): `runs/x/` (a `tiny` run, one epoch on the
-`/data/celeba` stand-in, with `best.onnx`), `photos/`, `images/`, `crops/` (8 JPEG faces each),
+Files every working folder starts with: `runs/x/` (the shipped default model, a trained `tiny`,
+as `best.safetensors` and `best.onnx`), `photos/`, `images/`, `crops/` (8 JPEG faces each),
 `a.jpg`, `x.jpg`, `face.jpg`, `b.png`, `todo.txt` (a list of photos), `cams/clip.mp4` (12 frames),
 `groups.json` (the set's planted groups) and, when a block names it, `vgg16.pth`: a state dict
 with torchvision VGG-16's layer names and layout but 64 filters per conv and 128 fc units (random;
@@ -179,7 +179,6 @@ def _shipped_model(run: Path) -> None:
 def _image_files(faces: list[Path], folder: Path) -> None:
     """photos/, images/, crops/, single files, a list file and a short video."""
     import cv2
-    import numpy as np
 
     for name in ("photos", "images", "crops"):
         (folder / name).mkdir(parents=True)
@@ -194,7 +193,7 @@ def _image_files(faces: list[Path], folder: Path) -> None:
     for i in range(12):
         video.write(cv2.resize(cv2.imread(str(faces[i % len(faces)])), (64, 64)))
     video.release()
-    if not np.any(cv2.VideoCapture(str(folder / "cams" / "clip.mp4")).read()[0]):
+    if not cv2.VideoCapture(str(folder / "cams" / "clip.mp4")).read()[0]:
         raise RuntimeError("OpenCV could not write an mp4 video for the docs test")
 
 
