@@ -118,10 +118,12 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
     folded, report = fold_model(model, spec)
     graph32 = onnx_graph.trace_to_onnx(folded, spec.height, spec.width)
     graph16 = onnx_graph.trace_to_onnx(folded, spec.height, spec.width, half=True)
-    graph8 = quantize.quantize(graph32, calib, "int8")
-    graph8c = quantize.quantize(graph32, calib, "int8-cpu")
-    sessions = {k: ort_session.session(g, threads=threads) for k, g in
-                (("fp32", graph32), ("fp16", graph16), ("int8", graph8), ("int8-cpu", graph8c))}
+    # int8 files as `attrnet export` writes them: each with the ONNX Runtime optimizers it measured slower
+    tuning: dict[str, list[str]] = {"int8": [], "int8-cpu": []}
+    graph8, off8 = quantize.quantize_and_tune(graph32, calib, "int8", {}, tuning["int8"].append)
+    graph8c, off8c = quantize.quantize_and_tune(graph32, calib, "int8-cpu", {}, tuning["int8-cpu"].append)
+    sessions = {k: ort_session.session(g, threads=threads, disabled_optimizers=off) for k, g, off in
+                (("fp32", graph32, []), ("fp16", graph16, []), ("int8", graph8, off8), ("int8-cpu", graph8c, off8c))}
     unfolded = UnfoldedNet(model, spec).eval()
 
     def torch_runner(module: torch.nn.Module) -> Callable[[np.ndarray], Any]:
@@ -135,7 +137,7 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
         "folded torch": torch_runner(folded),
         "ORT fp32": lambda x: sessions["fp32"].run(["probs"], {"images": x}),
         "ORT int8 (QDQ, symmetric)": lambda x: sessions["int8"].run(["probs"], {"images": x}),
-        "ORT int8-cpu (uint8 act.; measured, not offered)": lambda x: sessions["int8-cpu"].run(["probs"], {"images": x}),
+        "ORT int8-cpu (uint8 act.)": lambda x: sessions["int8-cpu"].run(["probs"], {"images": x}),
     }
     speed: dict[str, dict[int, float]] = {label: {} for label in runners}
     for b in (1, 32):
@@ -158,13 +160,14 @@ def bench_model(name: str, model: MultiTaskNet, spec: InputSpec, thresholds: lis
     before = unfolded_ops(model, spec)
     return {
         "name": name, "spec": spec, "speed": speed, "quality": quality, "choices": report.summary(),
+        "tuning": {prec: " ".join(lines) for prec, lines in tuning.items()},
         "ops_before": sum(before.values()) if before else "not exportable as is",
         "ops_after": sum(onnx_graph.op_counts(graph32).values()),
         "test_images": len(test),
     }
 
 
-def render(results: list[dict[str, Any]], seconds: float, threads: int) -> str:
+def render(results: list[dict[str, Any]], seconds: float, threads: int, load: tuple[float, float]) -> str:
     import onnxruntime
 
     lines = [
@@ -175,8 +178,9 @@ def render(results: list[dict[str, Any]], seconds: float, threads: int) -> str:
         f"onnxruntime {onnxruntime.__version__} ({threads} intra-op thread(s)), Python {sys.version.split()[0]}. "
         f"Throughput is the median of 7 interleaved rounds ({seconds:.1f} s per runner and batch size) of model-only "
         "calls on uint8 `[N, H, W, 3]` images; every runner includes the same in-graph normalisation and "
-        "probabilities. The machine is shared with other jobs, so absolute numbers are noisy; runners are "
-        "timed round-robin so the ratios are fairer than the absolute rates.",
+        f"probabilities. 1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end: on a "
+        "machine shared with other jobs absolute numbers are noisy; runners are timed round-robin so the "
+        "ratios are fairer than the absolute rates.",
         "",
     ]
     for r in results:
@@ -188,6 +192,9 @@ def render(results: list[dict[str, Any]], seconds: float, threads: int) -> str:
         base = r["speed"]["unfolded eager torch"]
         for label, s in r["speed"].items():
             lines.append(f"| {label} | {s[1]:.0f} | {s[32]:.0f} | {s[1] / base[1]:.2f} | {s[32] / base[32]:.2f} |")
+        lines += ["", "The int8 files run as `attrnet export` writes them: with or without ONNX Runtime's QDQ "
+                  "propagation, whichever the export measured faster (its log, calibration images, batch 32):", ""]
+        lines += [f"- {prec}: {text}" for prec, text in r["tuning"].items()]
         lines += ["", f"Quality against ONNX Runtime fp32 on {r['test_images']} synthetic test images:", "",
                   "| precision | max abs diff | decision agreement | mean accuracy | mA |", "|---|---:|---:|---:|---:|"]
         for prec, q in r["quality"].items():
@@ -206,6 +213,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="threads for torch and ONNX Runtime alike")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()[0]
     results = []
     with tempfile.TemporaryDirectory(prefix="attrnet-bench-") as tmp:
         tiny, meta = load_model(ROOT / "weights" / "default.safetensors")
@@ -223,7 +231,7 @@ def main() -> None:
         results.append(bench_model("vgg16-thin, FAFS-style tree 1-2-3-4 conv / 4-5 fc branches (random weights)",
                                    vgg, vspec, [0.5] * schema.num_columns, vcalib, vtest, None, args.seconds,
                                    args.threads))
-    text = render(results, args.seconds, args.threads)
+    text = render(results, args.seconds, args.threads, (load_start, os.getloadavg()[0]))
     from attrnet.core.fileio import atomic_write_text
 
     atomic_write_text(args.out, text + "\n")
