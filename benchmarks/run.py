@@ -63,10 +63,10 @@ class Cell:
     model: str
     variant: str
     batch: int
+    note: str = ""
     images_per_s: float | None = None
     p50_ms: float | None = None
     peak_gpu_mb: float | None = None
-    note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -227,7 +227,8 @@ def _measure_cell(case: ModelCase, name: str, b: int, x: np.ndarray, run, budget
         import torch
 
         peak = torch.cuda.max_memory_allocated() / 2**20
-    return Cell(case.name, name, b, b * len(lat) / sum(lat), percentile(lat, 50) * 1e3, peak)
+    return Cell(case.name, name, b, images_per_s=b * len(lat) / sum(lat), p50_ms=percentile(lat, 50) * 1e3,
+                peak_gpu_mb=peak)
 
 
 def inference_markdown(cells: list[Cell], cases: list[ModelCase], suite: str) -> str:

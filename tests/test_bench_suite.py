@@ -29,8 +29,8 @@ def test_time_budget_bounds(suite):
 
 
 def test_inference_table_ratios(suite):
-    cells = [suite.Cell("m", "eager torch (unfolded)", 32, 100.0, 320.0),
-             suite.Cell("m", "onnxruntime fp32", 32, 250.0, 128.0),
+    cells = [suite.Cell("m", "eager torch (unfolded)", 32, images_per_s=100.0, p50_ms=320.0),
+             suite.Cell("m", "onnxruntime fp32", 32, images_per_s=250.0, p50_ms=128.0),
              suite.Cell("m", "onnxruntime int8", 32, note="error: boom")]
     md = suite.inference_markdown(cells, [suite.ModelCase("m", "tiny", "shared", 64, (32,), "batch 256 left out")],
                                   "cpu")

@@ -56,19 +56,23 @@ def test_metadata_that_disagrees_with_tensors_is_rejected(tmp_path):
     meta = ckpt.model_metadata(m, InputSpec(64, 64).to_dict())
     meta["topology"]["stages"] = [[{"parent": 0, "width": 8}] for _ in range(4)]
     meta["topology"]["tasks"] = {a: 0 for a in meta["topology"]["tasks"]}
-    path = tmp_path / "m.safetensors"
-    ckpt.save_checkpoint(path, m.state_dict(), meta)
+    path = _saved_with(tmp_path, m, meta)
     with pytest.raises(InputError, match="its metadata implies"):
         ckpt.load_model(path)
 
 
 def test_newer_format_version_is_refused(tmp_path):
     m = _model()
-    meta = ckpt.model_metadata(m, InputSpec(64, 64).to_dict(), format_version=99)
-    path = tmp_path / "m.safetensors"
-    ckpt.save_checkpoint(path, m.state_dict(), meta)
+    path = _saved_with(tmp_path, m, ckpt.model_metadata(m, InputSpec(64, 64).to_dict(), format_version=99))
     with pytest.raises(InputError, match="format_version 99"):
         ckpt.read_metadata(path)
+
+
+def _saved_with(tmp_path, model, meta):
+    """`model`'s weights saved under `meta` (possibly inconsistent with them) as m.safetensors."""
+    path = tmp_path / "m.safetensors"
+    ckpt.save_checkpoint(path, model.state_dict(), meta)
+    return path
 
 
 def test_failed_write_leaves_previous_file_intact(tmp_path):

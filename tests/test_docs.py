@@ -81,20 +81,20 @@ SUBSTITUTIONS = [
     (r"(?<![\w/])\.venv/bin/python\b", "{python}"),
 ]
 
-# (page, text in the block) -> why it runs only with -m slow
+# page -> {text in the block: why it runs only with -m slow}
+TASKONOMY_ALL = "40 source encoders and 1600 readouts"
+LOCAL_RAY = "starts a local Ray (tens of seconds)"
 SLOW = {
-    ("README.md", "make demo"): "the whole demo: 2000 images, 4 epochs, two exports",
-    ("README.md", "--preset market --arch resnet50"): "resnet50 at 256x128",
-    ("README.md", "--somp-from vgg16.pth"): "vgg16-thin at 218x178 (the celeba preset)",
-    ("README.md", "attrnet taskonomy"): "40 source encoders and 1600 readouts",
-    ("docs/taskonomy.md", "attrnet taskonomy"): "40 source encoders and 1600 readouts",
-    ("docs/taskonomy.md", "analyse(Settings("): "40 source encoders and 1600 readouts",
-    ("docs/benchmark.md", "attrnet benchmark --model runs/x/best.safetensors\n"): "every backend, precision and batch size",
-    ("docs/fafs.md", "# Branch-32-1.0"): "three vgg16-thin runs at 224x224",
-    ("docs/scale.md", "--ray"): "starts a local Ray (tens of seconds)",
-    ("docs/scale.md", "import ray"): "starts a local Ray (tens of seconds)",
-    ("docs/benchmark.md", "benchmarks/run.py --suite cpu"): "the benchmark suite (minutes)",
-    ("docs/benchmark.md", "DRY_RUN=1"): "the GPU check's dry run (minutes)",
+    "README.md": {"make demo": "the whole demo: 2000 images, 4 epochs, two exports",
+                  "--preset market --arch resnet50": "resnet50 at 256x128",
+                  "--somp-from vgg16.pth": "vgg16-thin at 218x178 (the celeba preset)",
+                  "attrnet taskonomy": TASKONOMY_ALL},
+    "docs/taskonomy.md": {"attrnet taskonomy": TASKONOMY_ALL, "analyse(Settings(": TASKONOMY_ALL},
+    "docs/benchmark.md": {"attrnet benchmark --model runs/x/best.safetensors\n": "every backend, precision and batch size",
+                          "benchmarks/run.py --suite cpu": "the benchmark suite (minutes)",
+                          "DRY_RUN=1": "the GPU check's dry run (minutes)"},
+    "docs/fafs.md": {"# Branch-32-1.0": "three vgg16-thin runs at 224x224"},
+    "docs/scale.md": {"--ray": LOCAL_RAY, "import ray": LOCAL_RAY},
 }
 
 # (page, text in the block) -> (what is done to the working folder before the block runs, function of the folder)
@@ -110,7 +110,7 @@ SHARED_IMAGES = 8
 
 
 def slow_reason(example: Example) -> str | None:
-    return next((why for (page, text), why in SLOW.items() if page == example.page and text in example.text), None)
+    return next((why for text, why in SLOW.get(example.page, {}).items() if text in example.text), None)
 
 
 @dataclass

@@ -91,7 +91,7 @@ def test_summary_collects_each_steps_figures(tmp_path, fallback):
 def test_suite_keeps_the_sections_it_finished(tmp_path, monkeypatch, suite):
     """A section that dies (or a timeout) leaves the earlier sections written, and says what is missing."""
     monkeypatch.setattr(suite, "inference",
-                        lambda *a: [suite.Cell("tiny", "eager torch (unfolded)", 32, 100.0, 320.0)])
+                        lambda *a: [suite.Cell("tiny", "eager torch (unfolded)", 32, images_per_s=100.0, p50_ms=320.0)])
 
     def killed(*args):
         raise RuntimeError("stopped")

@@ -101,40 +101,43 @@ def _shortcut(branches: int, cin: int, cout: int, stride: int) -> nn.Module | No
     return nn.Sequential(_gconv(branches, cin, cout, 1, stride), nn.BatchNorm2d(branches * cout))
 
 
-class GroupedBasicBlock(nn.Module):
+class _GroupedResidual(nn.Module):
+    """A ResNet block over B branches: conv-BN pairs ``conv1/bn1 ...`` (ReLU between) plus a shortcut."""
+
+    def _init_convs(self, branches: int, cin: int, cout: int, stride: int,
+                    convs: list[tuple[int, int, int, int]]) -> None:
+        """`convs`: (in, out, kernel, stride) per conv-BN pair, named conv1/bn1, conv2/bn2, ..."""
+        self.depth = len(convs)
+        for i, (ci, co, k, s) in enumerate(convs, start=1):
+            setattr(self, f"conv{i}", _gconv(branches, ci, co, k, s))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(branches * co))
+        self.downsample = _shortcut(branches, cin, cout, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        idt = x if self.downsample is None else self.downsample(x)
+        out = x
+        for i in range(1, self.depth + 1):
+            out = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(out))
+            if i < self.depth:
+                out = F.relu(out, inplace=True)
+        return F.relu(out + idt, inplace=True)
+
+
+class GroupedBasicBlock(_GroupedResidual):
     """ResNet basic block (two 3x3 convs + identity/projection shortcut), B branches."""
 
     def __init__(self, branches: int, cin: int, cout: int, stride: int = 1):
         super().__init__()
-        b = branches
-        self.conv1, self.bn1 = _gconv(b, cin, cout, 3, stride), nn.BatchNorm2d(b * cout)
-        self.conv2, self.bn2 = _gconv(b, cout, cout, 3), nn.BatchNorm2d(b * cout)
-        self.downsample = _shortcut(b, cin, cout, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        idt = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + idt, inplace=True)
+        self._init_convs(branches, cin, cout, stride, [(cin, cout, 3, stride), (cout, cout, 3, 1)])
 
 
-class GroupedBottleneck(nn.Module):
+class GroupedBottleneck(_GroupedResidual):
     """ResNet bottleneck block (1x1, 3x3, 1x1; expansion 4), B branches."""
 
     def __init__(self, branches: int, cin: int, cout: int, stride: int = 1):
         super().__init__()
-        b, mid = branches, cout // 4
-        self.conv1, self.bn1 = _gconv(b, cin, mid, 1), nn.BatchNorm2d(b * mid)
-        self.conv2, self.bn2 = _gconv(b, mid, mid, 3, stride), nn.BatchNorm2d(b * mid)
-        self.conv3, self.bn3 = _gconv(b, mid, cout, 1), nn.BatchNorm2d(b * cout)
-        self.downsample = _shortcut(b, cin, cout, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        idt = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + idt, inplace=True)
+        mid = cout // 4
+        self._init_convs(branches, cin, cout, stride, [(cin, mid, 1, 1), (mid, mid, 3, stride), (mid, cout, 1, 1)])
 
 
 def gather_branches(x: torch.Tensor, branches: int, index: torch.Tensor) -> torch.Tensor:
