@@ -14,6 +14,8 @@ import torch
 
 from attrnet.models.net import MultiTaskNet
 
+__all__ = ["group_weights", "train_columns"]
+
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 

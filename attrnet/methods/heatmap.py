@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+__all__ = ["save_heatmaps"]
+
 
 def save_heatmaps(path: str | Path, panels: Sequence[tuple[str, Sequence[Sequence[float]]]],
                   row_labels: Sequence[str], col_labels: Sequence[str], title: str = "") -> None:

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING
 
 from attrnet.train.method import Method
 
+__all__ = ["IndependentMethod"]
+
 if TYPE_CHECKING:
     from attrnet.core.topology import Topology
     from attrnet.core.schema import Schema

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
+__all__ = ["branch_affinity", "DEFAULT_DECAY", "misclassified", "MODES", "TaskAffinity", "UNOBSERVED"]
+
 if TYPE_CHECKING:
     import torch
     from attrnet.core.schema import Schema

@@ -15,6 +15,8 @@ from attrnet.core.errors import AttrnetError
 from attrnet.core.topology import Topology
 from attrnet.methods.taskonomy.plan import Transfer, ahp_affinity, plan_topology, solve_budgets, top_pairs, tournament
 
+__all__ = ["analyse", "measure_transfers", "run", "Settings", "write_outputs"]
+
 @dataclass
 class Settings:
     """What `attrnet taskonomy` runs with."""

@@ -27,6 +27,9 @@ import numpy as np
 from attrnet.core.errors import AttrnetError
 from attrnet.core.topology import Topology, split
 
+__all__ = ["ahp_affinity", "brute_force_plan", "budgets_up_to", "CLIP", "Plan", "plan_groups", "plan_topology",
+           "solve_budgets", "solve_plan", "TOP_K", "top_pairs", "tournament", "Transfer"]
+
 CLIP = (0.001, 0.999)
 TOP_K = 5
 # A tiny price per unit of supervision: among plans of equal affinity, pick the one

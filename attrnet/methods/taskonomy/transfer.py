@@ -22,6 +22,9 @@ from attrnet.core.input_spec import InputSpec
 from attrnet.models.net import MultiTaskNet
 from attrnet.core.schema import Schema
 
+__all__ = ["binary_readout_losses", "column_labels", "encoder_model", "features", "load_images", "make_sources",
+           "normalise", "softmax_readout_losses", "Source", "train_encoders"]
+
 if TYPE_CHECKING:
     from attrnet.data.index import Index
 
