@@ -12,7 +12,7 @@ stages exactly), channel or scalar alphas initialised to α_same = 0.9 and
 AdamW's step is about lr whatever the gradient, so ×100 would move every alpha
 by about 100·lr per step; docs/cross_stitch.md has the measurement). Columns
 start either from one checkpoint replicated into each column (the trainer's `--init-from`, via
-`attrnet.models.cross_stitch.replicate_into_columns`) or, as the paper found
+`attrnet.models.columns.replicate_into_columns`) or, as the paper found
 better, from per-column pretraining: `column_pretrain_epochs` epochs with the
 units set to the identity, which trains every column on its own group only.
 After training, `alphas.json` and `alphas.png` go into the run directory.
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrnet.core.errors import InputError
 from attrnet.train.method import Method
+
+__all__ = ["ALPHA_LR_MULT", "CrossStitchMethod", "DEFAULT_ALPHA_SAME", "DEFAULT_STITCH_AT", "STITCH_AT"]
 
 if TYPE_CHECKING:
     from attrnet.train.method import TrainContext

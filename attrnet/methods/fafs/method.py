@@ -41,6 +41,8 @@ from attrnet.models.surgery import widen_model
 from attrnet.methods.fafs.widening import (DEFAULT_ALPHA, DEFAULT_BRANCH_COST, DEFAULT_RESTARTS, branch_cost,
                                            choose_partition, pool_exponent)
 
+__all__ = ["DEFAULT_MAX_STALL", "FAFSMethod", "MAX_TRIES_PER_LAYER", "save_branch_tree", "WIDEN_ON"]
+
 if TYPE_CHECKING:
     import torch
     from attrnet.models.net import MultiTaskNet

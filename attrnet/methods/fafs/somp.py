@@ -23,6 +23,9 @@ import numpy as np
 
 from attrnet.core.errors import InputError
 
+__all__ = ["init_thin_model", "read_wide_layers", "reconstruction_error", "restrict_inputs", "select_filters",
+           "somp", "thin_layers", "WideLayer"]
+
 if TYPE_CHECKING:
     import torch
     from attrnet.models.net import MultiTaskNet

@@ -29,6 +29,9 @@ import numpy as np
 from attrnet.core.topology import Topology, canonical
 from attrnet.models.backbones import backbone
 
+__all__ = ["branch_cost", "choose_partition", "DEFAULT_ALPHA", "DEFAULT_BRANCH_COST", "DEFAULT_RESTARTS", "kmeans",
+           "Partition", "pool_exponent", "separation_loss", "spectral_embedding", "spectral_groups"]
+
 # Defaults from the authors' released code (github.com/luyongxi/deep_share):
 DEFAULT_BRANCH_COST = 1.0 / 64   # lib/models/factory.py: col_costs = 2^p / 64 (fc layers 1/64)
 DEFAULT_ALPHA = 1.0              # tools/train_cls.py: --split_thresh default 1.0
