@@ -175,3 +175,14 @@ def test_stall_schedule_stops_after_d1(tmp_path):
     for step in (0, 1, 2, 3, 4, 5):
         method.after_validation(step, 1.0, model)
     assert len(method.rounds) == 1 and method.done
+
+
+def test_a_checkpoint_from_before_the_step_schedule_resumes_on_the_stall_rule(tmp_path):
+    method, _ = step_setup(tmp_path)
+    feed(method, 3)
+    state = {k: v.clone() for k, v in method.state_dict().items()}
+    state["fafs.scalars"] = state["fafs.scalars"][:4]         # what such a checkpoint held
+    resumed, _ = step_setup(tmp_path)
+    resumed.load_state_dict(state)
+    assert resumed.widen_on == "stall"
+    assert all(new is None for new in feed(resumed, 30, start=3)) and resumed.rounds == method.rounds

@@ -240,7 +240,10 @@ class FAFSMethod(Method):
         if "fafs.scalars" not in state:
             raise InputError("checkpoint has no FAFS state (was it trained with --method fafs?)")
         self.affinity.load_state_dict(state, "fafs.affinity.")
-        scalars = state["fafs.scalars"].tolist() + [0.0, 0.0]  # checkpoints before the step schedule: 4 values
+        scalars = state["fafs.scalars"].tolist()
+        if len(scalars) == 4:  # a run started before the step schedule existed: it continues as it was started
+            self.widen_on = "stall"
+            scalars += [0.0, 0.0]
         next_stage, done, best_val, best_step, last_round_step, tries = scalars[:6]
         self.next_stage, self.done = int(next_stage), bool(done)
         self.best_val, self.best_step = float(best_val), int(best_step)
