@@ -199,7 +199,7 @@ def test_pedestrian_colours_are_visible_in_the_pixels(tmp_path):
     ({"preset": "imagenet"}, "unknown preset"),
     ({"num": 0}, "--num must be at least 1"),
     ({"seed": -1}, "--seed must be non-negative"),
-    ({"difficulty": "brutal"}, r"unknown --difficulty 'brutal' \(choose from easy, default, hard\)"),
+    ({"difficulty": "brutal"}, r"unknown --difficulty 'brutal' \(choose from none, easy, default, hard\)"),
     ({"noisy_group": "ears"}, r"unknown --noisy-group 'ears' for celeba \(choose from hair, eyes, .*mouth"),
     ({"label_noise": 0.2}, "--label-noise needs --noisy-group"),
     ({"noisy_group": "mouth", "label_noise": 0.7}, "--label-noise must be between 0 and 0.5"),
