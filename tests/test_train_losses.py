@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from attrnet.core.schema import Schema, binary, categorical
-from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
+from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, prior_logits, task_means
 
 N = float("nan")
 SCHEMA = Schema((binary("a"), categorical("c", ["x", "y", "z"]), binary("b")))
@@ -58,3 +58,23 @@ def test_deepmar_weights_scale_binary_losses():
     weighted, _ = AttributeLoss(schema, pw, nw)(logits, labels)
     assert weighted[0, 0].item() == pytest.approx(plain[0, 0].item() * math.exp(0.8))
     assert weighted[1, 0].item() == pytest.approx(plain[1, 0].item() * math.exp(0.2))
+
+
+@pytest.mark.parametrize("mode", ["none", "ratio", "deepmar"])
+def test_prior_biases_minimise_the_loss_of_a_model_that_sees_nothing(mode):
+    """At the prior biases, the loss's gradient with respect to the biases is zero: no constant does better."""
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(400, generator=g) < 0.1).float()
+    c = F.one_hot(torch.multinomial(torch.tensor([0.6, 0.3, 0.1]), 400, replacement=True, generator=g), 3).float()
+    b = (torch.rand(400, generator=g) < 0.7).float()
+    labels = torch.cat([a[:, None], c, b[:, None]], 1)
+    rates = positive_rates(labels, SCHEMA)
+    pw, nw = class_weights(rates, mode)
+    bias = prior_logits(rates, SCHEMA, mode).requires_grad_(True)
+    losses, mask = AttributeLoss(SCHEMA, pw, nw)(bias.expand(400, -1), labels)
+    losses.sum().backward()
+    assert bias.grad.abs().max().item() < 1e-4
+    if mode == "none":
+        assert torch.sigmoid(bias[[0, 4]]).tolist() == pytest.approx(rates[[0, 4]].tolist(), abs=1e-6)
+    if mode == "ratio":
+        assert bias[[0, 4]].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)

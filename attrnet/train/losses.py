@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from attrnet.core.schema import Schema
 
-__all__ = ["AttributeLoss", "class_weights", "POS_WEIGHTS", "positive_rates", "PosWeight", "task_means"]
+__all__ = ["AttributeLoss", "class_weights", "POS_WEIGHTS", "positive_rates", "PosWeight", "prior_logits",
+           "task_means"]
 
 PosWeight = Literal["none", "ratio", "deepmar"]
 POS_WEIGHTS = ("none", "ratio", "deepmar")
@@ -42,6 +43,22 @@ def class_weights(rates: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.T
     if mode == "deepmar":
         return torch.exp(1 - p), torch.exp(p)
     raise ValueError(f"unknown pos-weight mode {mode!r} (choose from {', '.join(POS_WEIGHTS)})")
+
+
+def prior_logits(rates: torch.Tensor, schema: Schema, mode: str = "none") -> torch.Tensor:
+    """Head biases at which a model whose features say nothing minimises the loss: ``[C]``.
+
+    A binary column gets the logit of its positive rate as the loss weighs it
+    (`mode`: ``ratio`` balances the classes, so 0); a class column of a
+    categorical attribute the log of its rate (softmax ignores a shared shift).
+    An untrained model then predicts the training prior, as a majority guess
+    does, instead of 0.5 everywhere (the prior initialisation of Lin et al., 2017).
+    """
+    p = rates.clamp(_EPS, 1 - _EPS)
+    pos, neg = class_weights(p, mode)
+    weighted = (p * pos / (p * pos + (1 - p) * neg)).clamp(_EPS, 1 - _EPS)
+    binary = torch.tensor(schema.binary_columns, dtype=torch.bool)
+    return torch.where(binary, torch.log(weighted / (1 - weighted)), torch.log(p))
 
 
 class AttributeLoss(torch.nn.Module):

@@ -16,7 +16,7 @@ from attrnet.train.checkpoint import load_checkpoint
 from attrnet.train.config import TrainConfig
 from attrnet.train.method import Method
 
-__all__ = ["initial_topology", "init_from", "load_start_weights", "new_model"]
+__all__ = ["initial_topology", "init_from", "init_head_bias", "load_start_weights", "new_model"]
 
 
 def initial_topology(method: Method, config: TrainConfig, schema: Schema) -> Topology:
@@ -37,6 +37,12 @@ def new_model(topology: Topology, schema: Schema, device: torch.device, source: 
         return MultiTaskNet(topology, schema).to(device)
     except ValueError as exc:
         raise InputError(f"cannot build {topology.arch} model: {exc}", source) from None
+
+
+def init_head_bias(model: MultiTaskNet, logits: torch.Tensor) -> None:
+    """Set the heads' biases to `logits` (``[C]``, e.g. `attrnet.train.losses.prior_logits`)."""
+    with torch.no_grad():
+        model.head.bias.copy_(logits.to(model.head.bias))
 
 
 def load_start_weights(model: MultiTaskNet, config: TrainConfig, log: Callable[[str], None]) -> None:

@@ -32,9 +32,9 @@ from attrnet.train.config import TrainConfig
 from attrnet.train.data import EpochSampler, TrainView, batches_per_epoch, make_loader, skipped_rows
 from attrnet.train.epoch import EpochStats, check_skipped, loss_problem, stop_non_finite, summary_line
 from attrnet.train.host_memory import keep_freed_memory
-from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, task_means
+from attrnet.train.losses import AttributeLoss, class_weights, positive_rates, prior_logits, task_means
 from attrnet.train.method import Method, TrainContext
-from attrnet.train.model_setup import initial_topology, load_start_weights, new_model
+from attrnet.train.model_setup import init_head_bias, initial_topology, load_start_weights, new_model
 from attrnet.train.optim import Schedule, build_optimizer
 from attrnet.train.outputs import retire_best, run_metadata, save_best, save_last_epoch, write_config, write_logs
 from attrnet.train.resume import continues_saved_run, read_resume_point
@@ -159,6 +159,8 @@ class Trainer:
             return
         if self.config.resume:
             self.log(f"--resume: no {last}, starting a new run")
+        rates = positive_rates(torch.from_numpy(self.train_set.labels), self.schema)
+        init_head_bias(self.model, prior_logits(rates, self.schema, self.config.pos_weight))
         load_start_weights(self.model, self.config, self.log)
         self.method.init_model(self.context)
         self._build_optimizer()
