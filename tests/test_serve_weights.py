@@ -17,7 +17,7 @@ def faces():
 
     rng = np.random.default_rng(2024)
     truth, labels = synth_faces.sample_labels(rng, 48)
-    images = [encode_jpeg(synth_faces.render({k: bool(v[i]) for k, v in truth.items()}, rng, 64, 64))
+    images = [encode_jpeg(synth_faces.render({k: bool(v[i]) for k, v in truth.items()}, {}, rng, 64, 64))
               for i in range(48)]
     return images, labels
 
