@@ -1,0 +1,160 @@
+"""One job per training run of the methods benchmark; each returns plain numbers (and runs in its own process).
+
+A job is ``(name, spec)``; `run_job(name, spec)` calls the function registered in `JOBS`.
+The spec holds the seed, the budget (as a dict), the data folders and the work folder.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
+
+__all__ = ["JOBS", "alpha_by_group", "job_names", "run_job", "split_groups"]
+
+
+def split_groups(planted: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each planted group of two or more attributes as two columns (``hair.1``, ``hair.2``); column -> group."""
+    columns: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for group, names in planted.items():
+        halves = [names] if len(names) < 2 else [names[: len(names) // 2], names[len(names) // 2:]]
+        for i, half in enumerate(halves, 1):
+            column = group if len(halves) == 1 else f"{group}.{i}"
+            columns[column], owner[column] = list(half), group
+    return columns, owner
+
+
+def alpha_by_group(alphas: dict[str, Any], owner: dict[str, str]) -> dict[str, float]:
+    """Mean off-diagonal α_ba over every unit, for column pairs of the same planted group and of different ones."""
+    cols = alphas["columns"]
+    within, across = [], []
+    for unit in alphas["units"]:
+        for b, row in enumerate(unit["matrix"]):
+            for a, value in enumerate(row):
+                if a != b:
+                    (within if owner[cols[a]] == owner[cols[b]] else across).append(value)
+    return {"alpha_within": sum(within) / len(within), "alpha_across": sum(across) / len(across)}
+
+
+def _budget(spec: dict[str, Any]) -> Budget:
+    return Budget(**spec["budget"])
+
+
+def _run(spec: dict[str, Any], data_key: str = "data", **kwargs: Any) -> dict[str, Any]:
+    root = spec[data_key]
+    return train_and_test(f"celeba:{root}", Path(spec["out"]), seed=spec["seed"], budget=_budget(spec), **kwargs)
+
+
+def _weighting(name: str, data_key: str = "data") -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def job(spec: dict[str, Any]) -> dict[str, Any]:
+        return _run(spec, data_key, weighting=name, awmt_k=spec["budget"]["awmt_k"] if name == "awmt" else None)
+    return job
+
+
+def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
+    columns, owner = split_groups(planted_groups(spec["data"]))
+    path = Path(spec["out"]).parent / "columns.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"groups": columns}, indent=2) + "\n")
+    return path, owner
+
+
+def independent(spec: dict[str, Any]) -> dict[str, Any]:
+    path, _ = _columns_file(spec)
+    return _run(spec, method="independent", method_options={"columns": str(path)})
+
+
+def cross_stitch(spec: dict[str, Any]) -> dict[str, Any]:
+    path, owner = _columns_file(spec)
+    row = _run(spec, method="cross-stitch", method_options={"columns": str(path), **spec.get("options", {})})
+    alphas = json.loads((Path(spec["out"]) / "alphas.json").read_text())
+    return {**row, **alpha_by_group(alphas, owner), "columns": len(alphas["columns"])}
+
+
+def thin(spec: dict[str, Any]) -> dict[str, Any]:
+    return _run(spec, arch="vgg16-thin", epochs=spec["budget"]["fafs_epochs"])
+
+
+def fafs(spec: dict[str, Any]) -> dict[str, Any]:
+    from attrnet.train.checkpoint import build_from_metadata, read_metadata
+
+    b = spec["budget"]
+    options = {"max_stall": b["max_stall"], "seed": spec["seed"], **spec.get("options", {})}
+    row = _run(spec, arch="vgg16-thin", epochs=b["fafs_epochs"], method="fafs", method_options=options)
+    out = Path(spec["out"])
+    doc = json.loads((out / "fafs.json").read_text())
+    last = build_from_metadata(read_metadata(out / "last.safetensors"))
+    return {**row, "ari": grouping_ari(doc["groups"], planted_groups(spec["data"])), "groups": doc["groups"],
+            "rounds": [{"step": r["step"], "stage": r["stage"], "d": r["d"]} for r in doc["rounds"]],
+            "final_params": last.num_parameters(), "final_branches": last.topology.branch_counts()}
+
+
+def full_width(spec: dict[str, Any]) -> dict[str, Any]:
+    """vgg16 (the widths FAFS thins from): trained when the budget has full epochs, else only counted."""
+    epochs = spec["budget"]["full_epochs"]
+    if epochs:
+        return {**_run(spec, arch="vgg16", epochs=epochs), "trained": True}
+    from attrnet.core.schema import celeba_schema
+    from attrnet.core.topology import shared
+    from attrnet.models.backbones import backbone
+    from attrnet.models.net import MultiTaskNet
+
+    schema = celeba_schema()
+    model = MultiTaskNet(shared("vgg16", backbone("vgg16").widths, schema.names), schema)
+    return {"params": model.num_parameters(), "trained": False}
+
+
+def taskonomy(spec: dict[str, Any]) -> dict[str, Any]:
+    import time
+
+    from attrnet.methods.taskonomy import Settings, run
+
+    b, planted = spec["budget"], planted_groups(spec["data"])
+    settings = Settings(data=f"celeba:{spec['data']}", sources="all", budget=len(planted),
+                        epochs=b["taskonomy_epochs"], img_size=(b["size"], b["size"]),
+                        max_images=b["taskonomy_images"], max_order=1, seed=spec["seed"])
+    start = time.perf_counter()
+    summary = run(settings, Path(spec["out"]), lambda message: None)
+    return {"ari": grouping_ari(summary["groups"], planted), "groups": summary["groups"],
+            "budget": len(planted), "train_s": round(time.perf_counter() - start, 1)}
+
+
+JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "full": full_width,
+    "fafs": fafs,
+    "thin": thin,
+    "taskonomy": taskonomy,
+    "xstitch": cross_stitch,
+    "independent": independent,
+    "shared": _weighting("equal"),
+    "awmt": _weighting("awmt"),
+    "uncertainty": _weighting("uncertainty"),
+    "dwa": _weighting("dwa"),
+    "equal_variant": _weighting("equal", "variant"),
+    "awmt_variant": _weighting("awmt", "variant"),
+    "majority": lambda spec: majority(f"celeba:{spec['data']}"),
+    "majority_variant": lambda spec: majority(f"celeba:{spec['variant']}"),
+}
+
+
+def job_names() -> list[str]:
+    """Every job, the longest first (so parallel workers finish together)."""
+    return list(JOBS)
+
+
+def run_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the job `name`, or reuse its result.json when it was made from the same spec."""
+    out = Path(spec["out"])
+    saved = out / "result.json"
+    if saved.exists():
+        doc = json.loads(saved.read_text())
+        if doc.get("spec") == spec:
+            return doc["result"]
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"methods: seed {spec['seed']} {name} ...", file=sys.stderr, flush=True)
+    result = JOBS[name](spec)
+    saved.write_text(json.dumps({"spec": spec, "result": result}, indent=2) + "\n")
+    return result
