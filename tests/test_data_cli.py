@@ -51,6 +51,10 @@ def test_synth_size_and_human_summary(tmp_path, capsys):
     (["data", "info", "coco:/tmp"], "unknown data format 'coco'"),
     (["data", "synth", "--preset", "imagenet", "--out", "x"], "unknown preset 'imagenet'"),
     (["data", "synth", "--preset", "celeba", "--out", "x", "--size", "big"], "--img-size takes S or HxW"),
+    (["data", "synth", "--preset", "celeba", "--out", "x", "--difficulty", "brutal"],
+     "unknown --difficulty 'brutal' (choose from easy, default, hard)"),
+    (["data", "synth", "--preset", "market", "--out", "x", "--noisy-group", "mouth"],
+     "unknown --noisy-group 'mouth' for market (choose from carry, upper, lower, person)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, fragment, capsys):
     assert main(args) == 2

@@ -11,7 +11,8 @@ from attrnet.data import load_index, open_dataset
 from attrnet.data.synth import generate
 from attrnet.core.errors import InputError
 from attrnet.core.imageio import decode_image
-from attrnet.core.schema import read_groups
+from attrnet.core.schema import CELEBA_ATTRIBUTES, read_groups
+from attrnet.data.synth.visibility import MODES
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +60,95 @@ def test_size_option(tmp_path):
     assert decode_image(tmp_path / "img_align_celeba" / "000001.jpg").shape == (48, 40, 3)
 
 
-def test_same_seed_same_dataset_other_seed_differs(tmp_path):
+LABEL_FILE = {"celeba": "list_attr_celeba.txt", "market": "market_attribute.mat", "duke": "duke_attribute.mat",
+              "deepfashion": "Anno/list_attr_img.txt"}
+
+
+@pytest.mark.parametrize("preset", ["celeba", "market", "duke", "deepfashion"])
+def test_same_seed_same_dataset_other_seed_differs(tmp_path, preset):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        generate("deepfashion", tmp_path / name, num=12, seed=seed)
-    rel = "Anno/list_attr_img.txt"
-    img = "img/" + sorted(os.listdir(tmp_path / "a" / "img"))[0]
-    img = f"{img}/{sorted(os.listdir(tmp_path / 'a' / img))[0]}"
-    a, b, c = ((tmp_path / n / rel).read_bytes() for n in "abc")
-    assert a == b and a != c
-    assert (tmp_path / "a" / img).read_bytes() == (tmp_path / "b" / img).read_bytes()
+        generate(preset, tmp_path / name, num=12, seed=seed)
+    first = load_index(f"{preset}:{tmp_path / 'a'}").paths[0].relative_to(tmp_path / "a")
+    for rel in (LABEL_FILE[preset], "synth_visibility.csv", first):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert (tmp_path / "a" / LABEL_FILE[preset]).read_bytes() != (tmp_path / "c" / LABEL_FILE[preset]).read_bytes()
+
+
+def _visibility(root) -> tuple[list[str], list[str], np.ndarray]:
+    rows = (root / "synth_visibility.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    cells = [r.split(",") for r in rows[1:]]
+    return header, [c[0] for c in cells], np.array([[float(v) for v in c[1:]] for c in cells])
+
+
+@pytest.mark.parametrize("preset", ["celeba", "market", "duke", "deepfashion"])
+def test_visibility_file_has_one_row_per_image_and_a_column_per_degraded_group(tmp_path, preset):
+    summary = generate(preset, tmp_path, num=40, seed=0)
+    header, images, vis = _visibility(tmp_path)
+    groups = read_groups(tmp_path / "synth_groups.json")
+    assert header[0] == "image" and set(header[1:]) <= set(groups) and len(header) >= 5
+    assert len(images) == summary["images"] and all((tmp_path / name).is_file() for name in images)
+    assert ((vis >= 0) & (vis <= 1)).all() and (vis < 1).any() and (vis == 1).any()
+
+
+def test_difficulty_levels_degrade_more_often_and_more_strongly(tmp_path):
+    mean = {}
+    for level in ("easy", "default", "hard"):
+        generate("celeba", tmp_path / level, num=300, seed=0, difficulty=level)
+        vis = _visibility(tmp_path / level)[2]
+        mean[level] = ((vis < 1).mean(), vis.mean())
+    assert mean["easy"][0] < mean["default"][0] < mean["hard"][0]
+    assert mean["easy"][1] > mean["default"][1] > mean["hard"][1]
+
+
+def _edges(img: np.ndarray, box) -> float:
+    """Edge energy (mean gradient magnitude) of a region."""
+    x0, y0, x1, y1 = box
+    gray = cv2.cvtColor(img[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0)).mean() + np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1)).mean())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_low_visibility_degrades_the_groups_region_only(mode, monkeypatch):
+    from attrnet.data.synth import faces, visibility
+
+    real = visibility.degrade
+    monkeypatch.setattr(faces, "degrade", lambda img, boxes, vis, rng: real(img, boxes, vis, rng, mode))
+    a = {name: name in ("Wavy_Hair", "Bangs", "Blond_Hair", "Eyeglasses", "Smiling") for name in CELEBA_ATTRIBUTES}
+    ratio_hair, ratio_eyes = [], []
+    for seed in range(6):
+        clean = faces.render(a, {}, np.random.default_rng(seed), 64, 64)
+        low = faces.render(a, {"hair": 0.1}, np.random.default_rng(seed), 64, 64)
+        ratio_hair.append(_edges(low, (10, 0, 54, 16)) / _edges(clean, (10, 0, 54, 16)))
+        ratio_eyes.append(_edges(low, (10, 17, 54, 28)) / _edges(clean, (10, 17, 54, 28)))
+    assert np.mean(ratio_hair) < 0.7, ratio_hair
+    assert 0.85 < np.mean(ratio_eyes) < 1.15, ratio_eyes
+
+
+def test_noisy_group_flips_about_the_requested_share_of_that_group_only(tmp_path):
+    generate("celeba", tmp_path / "clean", num=600, seed=0)
+    generate("celeba", tmp_path / "noisy", num=600, seed=0, noisy_group="mouth", label_noise=0.3)
+    clean, noisy = (load_index(f"celeba:{tmp_path / n}") for n in ("clean", "noisy"))
+    mouth = set(read_groups(tmp_path / "clean" / "synth_groups.json")["mouth"])
+    for j, name in enumerate(clean.schema.names):
+        flipped = (clean.labels[:, j] != noisy.labels[:, j]).mean()
+        if name in mouth:
+            assert 0.25 < flipped < 0.35, (name, flipped)
+        else:
+            assert flipped == 0, name
+    assert clean.paths[0].read_bytes() == noisy.paths[0].read_bytes()  # same images: only the labels differ
+
+
+def test_noisy_group_on_pedestrians_corrupts_that_group(tmp_path):
+    import scipy.io
+
+    generate("market", tmp_path / "clean", num=400, seed=0)
+    generate("market", tmp_path / "noisy", num=400, seed=0, noisy_group="lower", label_noise=0.3)
+    docs = [scipy.io.loadmat(tmp_path / n / "market_attribute.mat")["market_attribute"][0, 0]["train"][0, 0]
+            for n in ("clean", "noisy")]
+    share = {k: (docs[0][k] != docs[1][k]).mean() for k in ("down", "clothes", "downblack", "hat", "upblack")}
+    assert 0.2 < share["down"] < 0.4 and 0.2 < share["clothes"] < 0.4 and share["downblack"] > 0.05
+    assert share["hat"] == 0 and share["upblack"] == 0
 
 
 def test_positive_rates_are_varied(celeba400):
@@ -118,6 +199,10 @@ def test_pedestrian_colours_are_visible_in_the_pixels(tmp_path):
     ({"preset": "imagenet"}, "unknown preset"),
     ({"num": 0}, "--num must be at least 1"),
     ({"seed": -1}, "--seed must be non-negative"),
+    ({"difficulty": "brutal"}, r"unknown --difficulty 'brutal' \(choose from easy, default, hard\)"),
+    ({"noisy_group": "ears"}, r"unknown --noisy-group 'ears' for celeba \(choose from hair, eyes, .*mouth"),
+    ({"label_noise": 0.2}, "--label-noise needs --noisy-group"),
+    ({"noisy_group": "mouth", "label_noise": 0.7}, "--label-noise must be between 0 and 0.5"),
 ])
 def test_bad_arguments(tmp_path, kwargs, message):
     args = {"preset": "celeba", "out": tmp_path, "num": 2, "seed": 0} | kwargs
@@ -134,7 +219,8 @@ def test_output_must_be_a_folder(tmp_path):
 def test_rerun_replaces_an_earlier_synthetic_dataset(tmp_path):
     generate("market", tmp_path, num=40, seed=0)
     generate("duke", tmp_path, num=8, seed=1)
-    assert sorted(os.listdir(tmp_path)) == ["bounding_box_test", "bounding_box_train", "duke_attribute.mat", "synth_groups.json"]
+    assert sorted(os.listdir(tmp_path)) == ["bounding_box_test", "bounding_box_train", "duke_attribute.mat", "synth_groups.json",
+                                       "synth_visibility.csv"]
     assert len(load_index(f"duke:{tmp_path}").paths) == 8
 
 

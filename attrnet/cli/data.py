@@ -19,9 +19,18 @@ def data_synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")] = 0,
     size: Annotated[Optional[str], typer.Option("--size", help="Image size S or HxW (default: 64 for faces and "
                                                 "garments, 128x64 for pedestrians).")] = None,
+    difficulty: Annotated[str, typer.Option(
+        "--difficulty", help="How often and how strongly a group's region is degraded: easy | default | hard.",
+    )] = "default",
+    noisy_group: Annotated[Optional[str], typer.Option(
+        "--noisy-group", help="Planted group whose annotations get noisy (a group of synth_groups.json).",
+    )] = None,
+    label_noise: Annotated[Optional[float], typer.Option(
+        "--label-noise", help="Share of the noisy group's labels flipped (default 0.3; needs --noisy-group).",
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
-    """Generate a procedural attribute dataset with planted attribute groups."""
+    """Generate a procedural attribute dataset with planted attribute groups and per-group visibility."""
     from attrnet.core.input_spec import parse_img_size
     from attrnet.data.synth import generate
 
@@ -35,7 +44,7 @@ def data_synth(
             sys.stderr.flush()
 
     summary = generate(preset, out, num=num, seed=seed, size=parse_img_size(size) if size else None,
-                       progress=progress)
+                       progress=progress, difficulty=difficulty, noisy_group=noisy_group, label_noise=label_noise)
     if as_json:
         print_json(summary)
     else:

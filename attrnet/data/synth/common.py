@@ -14,18 +14,20 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
+__all__ = ["Pen", "Spec", "categorical_choice", "encode_jpeg", "exclusive", "finish", "flip_labels",
+           "groups_of", "jitter", "sample_binary", "sample_latents"]
+
 _NORMAL = NormalDist()
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One synthetic binary attribute: its group, positive rate, loading on the group latent, label noise."""
+    """One synthetic binary attribute: its group, positive rate and loading on the group latent."""
 
     name: str
     group: str
     rate: float
     load: float = 0.8
-    noise: float = 0.0
 
 
 def groups_of(specs: list[Spec]) -> dict[str, list[str]]:
@@ -46,15 +48,6 @@ def sample_binary(rng: np.random.Generator, specs: list[Spec], latents: dict[str
         z = latents[s.group]
         bias = _NORMAL.inv_cdf(s.rate) * math.sqrt(s.load * s.load + 1.0)
         out[s.name] = bias + s.load * z + rng.standard_normal(z.shape[0])
-    return out
-
-
-def add_label_noise(rng: np.random.Generator, truth: dict[str, np.ndarray], specs: list[Spec]) -> dict[str, np.ndarray]:
-    """Labels as annotated: each attribute flipped with its `noise` probability."""
-    out = {}
-    for s in specs:
-        flip = rng.random(truth[s.name].shape[0]) < s.noise
-        out[s.name] = truth[s.name] ^ flip
     return out
 
 
@@ -85,6 +78,10 @@ class Pen:
 
     def p(self, x: float, y: float) -> tuple[int, int]:
         return int(round(x * self.sx)), int(round(y * self.sy))
+
+    def box(self, b: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """A canonical (x0, y0, x1, y1) box in pixels."""
+        return b[0] * self.sx, b[1] * self.sy, b[2] * self.sx, b[3] * self.sy
 
     def t(self, k: float) -> int:
         return max(1, int(round(k * min(self.sx, self.sy))))
@@ -121,11 +118,6 @@ def jitter(rng: np.random.Generator, rgb, amount: float = 12.0) -> np.ndarray:
     return np.clip(np.asarray(rgb, np.float64) + rng.uniform(-amount, amount, 3), 0, 255)
 
 
-def blend(img: np.ndarray, layer: np.ndarray, alpha: float) -> None:
-    """img = (1 - alpha) * img + alpha * layer, in place."""
-    cv2.addWeighted(layer, alpha, img, 1.0 - alpha, 0.0, dst=img)
-
-
 def finish(img: np.ndarray, rng: np.random.Generator, noise: float = 5.0, blur_sigma: float = 0.0) -> np.ndarray:
     """Optional blur, then sensor noise."""
     if blur_sigma > 0:
@@ -139,3 +131,9 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def flip_labels(rng: np.random.Generator, labels: dict[str, np.ndarray], names: list[str], fraction: float) -> None:
+    """Flip each of `names`' annotations with probability `fraction`, in place (the noisy-group variant)."""
+    for name in names:
+        labels[name] = labels[name] ^ (rng.random(labels[name].shape[0]) < fraction)

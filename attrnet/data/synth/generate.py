@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -18,11 +19,30 @@ import numpy as np
 from attrnet.core.errors import InputError
 from attrnet.core.fileio import atomic_write_bytes, atomic_write_text
 from attrnet.core.schema import CELEBA_ATTRIBUTES, write_groups
+from attrnet.data.synth.common import flip_labels, groups_of
+from attrnet.data.synth.visibility import Difficulty, difficulty_of, sample_visibility
+
+__all__ = ["DEFAULT_SIZE", "GROUPS_FILE", "PRESETS", "VISIBILITY_FILE", "generate", "preset_groups"]
 
 PRESETS = ("celeba", "market", "duke", "deepfashion")
 DEFAULT_SIZE = {"celeba": (64, 64), "market": (128, 64), "duke": (128, 64), "deepfashion": (64, 64)}
 GROUPS_FILE = "synth_groups.json"
+VISIBILITY_FILE = "synth_visibility.csv"
+DEFAULT_LABEL_NOISE = 0.3
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What every writer needs besides the preset's own sizes."""
+
+    seed: int
+    height: int
+    width: int
+    level: Difficulty
+    noisy_group: str | None
+    label_noise: float
+    progress: Progress
 
 
 def generate(
@@ -32,29 +52,76 @@ def generate(
     seed: int = 0,
     size: tuple[int, int] | None = None,
     progress: Progress | None = None,
+    difficulty: str = "default",
+    noisy_group: str | None = None,
+    label_noise: float | None = None,
 ) -> dict:
-    """Write a synthetic dataset of about `num` images to `out`; returns a summary dict."""
+    """Write a synthetic dataset of about `num` images to `out`; returns a summary dict.
+
+    `difficulty` names a visibility level (see `visibility.LEVELS`). With `noisy_group`, a
+    `label_noise` share (default 0.3) of that planted group's annotations is flipped.
+    """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     if num < 1:
         raise InputError(f"--num must be at least 1, got {num}")
     if seed < 0:
         raise InputError(f"--seed must be non-negative, got {seed}")
+    level = difficulty_of(difficulty)
+    noise = _check_noise(preset, noisy_group, label_noise)
     out = Path(out)
     _prepare(out)
     height, width = size or DEFAULT_SIZE[preset]
     start = time.perf_counter()
-    writer = _WRITERS[preset]
-    groups, images = writer(preset, out, num, seed, height, width, progress or (lambda done, total: None))
+    opts = _Options(seed, height, width, level, noisy_group, noise, progress or (lambda done, total: None))
+    groups, names, visibility = _WRITERS[preset](preset, out, num, opts)
     write_groups(out / GROUPS_FILE, groups)
+    _write_visibility(out / VISIBILITY_FILE, names, visibility)
     seconds = time.perf_counter() - start
+    images = len(names)
     return {"preset": preset, "out": str(out), "images": images, "height": height, "width": width,
-            "seed": seed, "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1)}
+            "seed": seed, "difficulty": difficulty, "noisy_group": noisy_group, "label_noise": noise,
+            "seconds": round(seconds, 3), "images_per_second": round(images / max(seconds, 1e-9), 1)}
+
+
+def preset_groups(preset: str) -> list[str]:
+    """The planted groups of a preset, as written to synth_groups.json."""
+    if preset == "celeba":
+        from attrnet.data.synth import faces
+        return list(groups_of(faces.SPECS))
+    if preset == "deepfashion":
+        from attrnet.data.synth import garments
+        return list(garments.TYPES)
+    from attrnet.data.synth import people
+    return list(people.MARKET_GROUPS if preset == "market" else people.DUKE_GROUPS)
+
+
+def _check_noise(preset: str, noisy_group: str | None, label_noise: float | None) -> float:
+    if noisy_group is None:
+        if label_noise is not None:
+            raise InputError("--label-noise needs --noisy-group (the planted group whose labels get noisy)")
+        return 0.0
+    choices = preset_groups(preset)
+    if noisy_group not in choices:
+        raise InputError(f"unknown --noisy-group {noisy_group!r} for {preset} (choose from {', '.join(choices)})")
+    noise = DEFAULT_LABEL_NOISE if label_noise is None else label_noise
+    if not 0.0 <= noise <= 0.5:
+        raise InputError(f"--label-noise must be between 0 and 0.5, got {noise}")
+    return noise
+
+
+def _write_visibility(path: Path, names: list[str], visibility: dict[str, np.ndarray]) -> None:
+    """One row per image: its path inside the dataset and each group's visibility (1: clean)."""
+    groups = list(visibility)
+    rows = [",".join(["image"] + groups)]
+    rows += [",".join([name] + [f"{visibility[g][i]:.3f}" for g in groups]) for i, name in enumerate(names)]
+    atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 # everything a synth run writes: removed before a new run into the same folder
 _OUTPUTS = ("img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt", "bounding_box_train",
-            "bounding_box_test", "market_attribute.mat", "duke_attribute.mat", "img", "Anno", "Eval", GROUPS_FILE)
+            "bounding_box_test", "market_attribute.mat", "duke_attribute.mat", "img", "Anno", "Eval", GROUPS_FILE,
+            VISIBILITY_FILE)
 
 
 def _prepare(out: Path) -> None:
@@ -77,27 +144,38 @@ def _image_rng(seed: int, i: int) -> np.random.Generator:
     return np.random.default_rng((seed, i))
 
 
-def _write_celeba(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+def _noise_rng(seed: int) -> np.random.Generator:
+    """The noisy-group flips have their own stream: the variant's images and other labels equal the clean set's."""
+    return np.random.default_rng((seed, 0, 1))
+
+
+def _write_celeba(preset, out: Path, num, opts: _Options) -> tuple[dict, list[str], dict]:
     from attrnet.data import celeba
     from attrnet.data.synth import faces
-    from attrnet.data.synth.common import encode_jpeg, groups_of
+    from attrnet.data.synth.common import encode_jpeg
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     truth, labels = faces.sample_labels(rng, num)
+    groups = groups_of(faces.SPECS)
+    if opts.noisy_group:
+        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise)
+    visibility = sample_visibility(rng, list(faces.REGIONS), num, opts.level)
     names = [f"{i + 1:06d}.jpg" for i in range(num)]
     image_dir = out / celeba.IMAGE_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):
         a = {k: bool(v[i]) for k, v in truth.items()}
-        atomic_write_bytes(image_dir / name, encode_jpeg(faces.render(a, _image_rng(seed, i), height, width)))
-        progress(i + 1, num)
+        vis = {g: float(v[i]) for g, v in visibility.items()}
+        img = faces.render(a, vis, _image_rng(opts.seed, i), opts.height, opts.width)
+        atomic_write_bytes(image_dir / name, encode_jpeg(img))
+        opts.progress(i + 1, num)
     matrix = np.stack([np.where(labels[a], 1, -1) for a in CELEBA_ATTRIBUTES], axis=1)
     rows = [f"{num}", " ".join(CELEBA_ATTRIBUTES) + " "]
     rows += [name + "".join(f"{v:>3d}" for v in matrix[i]) for i, name in enumerate(names)]
     atomic_write_text(out / celeba.ATTR_FILE, "\n".join(rows) + "\n")
     parts = _split_codes(num, (0.8, 0.1, 0.1))
     atomic_write_text(out / celeba.PARTITION_FILE, "".join(f"{n} {p}\n" for n, p in zip(names, parts)))
-    return groups_of(faces.SPECS), num
+    return groups, [f"{celeba.IMAGE_DIR}/{n}" for n in names], visibility
 
 
 def _split_codes(n: int, fractions: tuple[float, float, float]) -> list[int]:
@@ -125,7 +203,7 @@ DUKE_ORDER = (
 VIEWS_PER_IDENTITY = 4
 
 
-def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+def _write_pedestrians(preset, out: Path, num, opts: _Options) -> tuple[dict, list[str], dict]:
     import scipy.io
 
     from attrnet.data import pedestrian
@@ -133,10 +211,12 @@ def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) ->
     from attrnet.data.synth.common import encode_jpeg
     from attrnet.core.fileio import atomic_path
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     n_ids = max(2, -(-num // VIEWS_PER_IDENTITY))
     sample = synth_people.sample_market if preset == "market" else synth_people.sample_duke
     people, fields = sample(rng, n_ids)
+    if opts.noisy_group:
+        synth_people.noisy_fields(_noise_rng(opts.seed), fields, preset, opts.noisy_group, opts.label_noise)
     views = [num // n_ids + (j < num % n_ids) for j in range(n_ids)]
     n_train = n_ids // 2
     split_ids = {"train": range(0, n_train), "test": range(n_train, n_ids)}
@@ -158,9 +238,13 @@ def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) ->
             jobs.append((folder / f"{'-1' if k % 2 else '0000'}_c{1 + k % 6}s1_{100 * k + 1:06d}_0{1 + k % 3}.jpg", stranger))
     for folder in {path.parent for path, _ in jobs} | {out / d for d in pedestrian.SPLIT_DIRS.values()}:
         folder.mkdir(parents=True, exist_ok=True)
+    groups = synth_people.MARKET_GROUPS if preset == "market" else synth_people.DUKE_GROUPS
+    visibility = sample_visibility(rng, list(groups), len(jobs), opts.level)
     for i, (path, person) in enumerate(jobs):
-        atomic_write_bytes(path, encode_jpeg(synth_people.render(person, _image_rng(seed, i), height, width)))
-        progress(i + 1, len(jobs))
+        vis = {g: float(v[i]) for g, v in visibility.items()}
+        img = synth_people.render(person, vis, _image_rng(opts.seed, i), opts.height, opts.width)
+        atomic_write_bytes(path, encode_jpeg(img))
+        opts.progress(i + 1, len(jobs))
 
     def struct(members: range, order: list[str]) -> dict:
         d = {k: fields[k][list(members)].astype(np.float64).reshape(1, -1) for k in order}
@@ -173,21 +257,24 @@ def _write_pedestrians(preset, out: Path, num, seed, height, width, progress) ->
         doc = {"train": struct(split_ids["train"], DUKE_ORDER), "test": struct(split_ids["test"], DUKE_ORDER)}
     with atomic_path(out / pedestrian.mat_name(preset)) as tmp, open(tmp, "wb") as f:
         scipy.io.savemat(f, {f"{preset}_attribute": doc})
-    groups = synth_people.MARKET_GROUPS if preset == "market" else synth_people.DUKE_GROUPS
-    return groups, len(jobs)
+    return groups, [path.relative_to(out).as_posix() for path, _ in jobs], visibility
 
 
 IMAGES_PER_ITEM = 25
 UNKNOWN_RATE = 0.01  # DeepFashion: share of attribute annotations written as 0 (unknown)
 
 
-def _write_deepfashion(preset, out: Path, num, seed, height, width, progress) -> tuple[dict, int]:
+def _write_deepfashion(preset, out: Path, num, opts: _Options) -> tuple[dict, list[str], dict]:
     from attrnet.data import deepfashion
     from attrnet.data.synth import garments
-    from attrnet.data.synth.common import encode_jpeg, groups_of
+    from attrnet.data.synth.common import encode_jpeg
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(opts.seed)
     truth, labels, category = garments.sample_labels(rng, num)
+    groups = groups_of(garments.SPECS)
+    if opts.noisy_group:
+        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise)
+    visibility = sample_visibility(rng, list(garments.TYPES), num, opts.level)
     names = [s.name for s in garments.SPECS]
     images = []
     for i in range(num):
@@ -195,11 +282,12 @@ def _write_deepfashion(preset, out: Path, num, seed, height, width, progress) ->
         images.append(f"img/Synthetic_{kind}_{i // IMAGES_PER_ITEM:05d}/img_{i % IMAGES_PER_ITEM + 1:08d}.jpg")
     for i, rel in enumerate(images):
         a = {k: bool(v[i]) for k, v in truth.items()}
+        vis = {g: float(v[i]) for g, v in visibility.items()}
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        img = garments.render(a, bool(category[i]), _image_rng(seed, i), height, width)
+        img = garments.render(a, bool(category[i]), vis, _image_rng(opts.seed, i), opts.height, opts.width)
         atomic_write_bytes(path, encode_jpeg(img))
-        progress(i + 1, num)
+        opts.progress(i + 1, num)
     values = np.stack([np.where(labels[n], 1, -1) for n in names], axis=1)
     values[rng.random(values.shape) < UNKNOWN_RATE] = 0
     types = {s.name: garments.TYPES[s.group] for s in garments.SPECS}
@@ -217,7 +305,7 @@ def _write_deepfashion(preset, out: Path, num, seed, height, width, progress) ->
     part = [f"{num}", "image_name  evaluation_status"]
     part += [f"{rel:<60}{('train', 'val', 'test')[c]}" for rel, c in zip(images, codes)]
     atomic_write_text(out / deepfashion.PARTITION_FILE, "\r\n".join(part) + "\r\n")
-    return groups_of(garments.SPECS), num
+    return groups, images, visibility
 
 
 _WRITERS = {"celeba": _write_celeba, "market": _write_pedestrians, "duke": _write_pedestrians,
