@@ -34,8 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from methods_lib.common import (BUDGETS, Budget, flip_group_labels, generator_takes, make_data,  # noqa: E402
-                                planted_groups)
+from methods_lib.common import BUDGETS, Budget, make_data, planted_groups  # noqa: E402
 from methods_lib.jobs import job_names, run_job  # noqa: E402
 from methods_lib.report import summarise, write_report  # noqa: E402
 
@@ -69,8 +68,7 @@ def prepare_data(work: Path, seed: int, budget: Budget) -> dict[str, Any]:
     root, variant = work / f"seed{seed}" / "data", work / f"seed{seed}" / "variant"
     default = make_data(root, seed, budget)
     noisy = max(planted_groups(root).items(), key=lambda kv: len(kv[1]))[0]  # the largest group
-    flip = None if generator_takes("noisy_group") else (lambda r: flip_group_labels(r, noisy, NOISY_RATE, seed))
-    noisy_settings = make_data(variant, seed, budget, after=flip, noisy_group=noisy, label_noise=NOISY_RATE)
+    noisy_settings = make_data(variant, seed, budget, noisy_group=noisy, label_noise=NOISY_RATE)
     return {"data": str(root), "variant": str(variant), "default_settings": default, "variant_settings": noisy_settings}
 
 

@@ -1,17 +1,16 @@
 """Shared pieces of the methods benchmark: budgets, planted data, one train-and-test run, ARI, mean ± std."""
 from __future__ import annotations
 
-import inspect
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Budget", "BUDGETS", "ari", "flip_group_labels", "generator_takes", "grouping_ari", "majority",
+__all__ = ["Budget", "BUDGETS", "ari", "grouping_ari", "majority",
            "make_data", "mean_std", "planted_groups", "train_and_test"]
 
 
@@ -21,7 +20,7 @@ class Budget:
 
     num: int                 # synthetic images (80/10/10 train/val/test)
     size: int                # image side (pixels)
-    difficulty: str | None   # synth difficulty (None: the generator's default or no such setting)
+    difficulty: str          # synth --difficulty
     epochs: int              # tiny runs: shared, independent, cross-stitch, weightings
     fafs_epochs: int         # vgg16-thin runs: thin and FAFS
     max_stall: int           # FAFS: widen every this many steps
@@ -34,9 +33,9 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget(num=1500, size=32, difficulty=None, epochs=4, fafs_epochs=4, max_stall=40, full_epochs=0,
+    "quick": Budget(num=1500, size=32, difficulty="default", epochs=4, fafs_epochs=4, max_stall=40, full_epochs=0,
                     taskonomy_epochs=2, taskonomy_images=800),
-    "full": Budget(num=2500, size=32, difficulty=None, epochs=6, fafs_epochs=6, max_stall=60, full_epochs=1,
+    "full": Budget(num=2500, size=32, difficulty="default", epochs=6, fafs_epochs=6, max_stall=60, full_epochs=1,
                    taskonomy_epochs=3, taskonomy_images=1500),
 }
 
@@ -75,54 +74,21 @@ def planted_groups(root: str | Path) -> dict[str, list[str]]:
     return json.loads((Path(root) / "synth_groups.json").read_text())["groups"]
 
 
-def generator_takes(option: str) -> bool:
-    """Whether `attrnet.data.synth.generate` has the keyword `option`."""
-    from attrnet.data.synth import generate
+def make_data(root: Path, seed: int, budget: Budget, **variant: Any) -> dict[str, Any]:
+    """Synthetic CelebA-format data at `root` at the budget's size and difficulty (kept when already there).
 
-    return option in inspect.signature(generate).parameters
-
-
-def make_data(root: Path, seed: int, budget: Budget, after: Callable[[Path], None] | None = None,
-              **variant: Any) -> dict[str, Any]:
-    """Synthetic CelebA-format data at `root` (kept when already there); returns the settings used.
-
-    `variant` (e.g. ``noisy_group=...``) and the budget's difficulty go to the generator
-    only where it takes them; what it does not take is listed under "not_supported".
-    `after(root)` runs once on freshly generated data.
+    `variant`: more `attrnet.data.synth.generate` options (``noisy_group``, ``label_noise``).
+    Returns the settings used.
     """
     from attrnet.data.synth import generate
 
-    wanted = {k: v for k, v in {"difficulty": budget.difficulty, **variant}.items() if v is not None}
-    extra = {k: v for k, v in wanted.items() if generator_takes(k)}
-    settings = {"num": budget.num, "size": budget.size, "seed": seed, **extra,
-                "not_supported": sorted(set(wanted) - set(extra))}
+    settings = {"num": budget.num, "size": budget.size, "seed": seed, "difficulty": budget.difficulty, **variant}
     stamp = root / "bench_settings.json"
     if not (stamp.exists() and json.loads(stamp.read_text()) == settings):
-        generate("celeba", root, num=budget.num, seed=seed, size=(budget.size, budget.size), **extra)
-        if after is not None:
-            after(root)
+        generate("celeba", root, num=budget.num, seed=seed, size=(budget.size, budget.size),
+                 difficulty=budget.difficulty, **variant)
         stamp.write_text(json.dumps(settings))
     return settings
-
-
-def flip_group_labels(root: Path, group: str, rate: float, seed: int) -> None:
-    """Flip each label of `group`'s attributes with probability `rate` in the train and val rows (test stays clean)."""
-    from attrnet.data import celeba
-
-    names = planted_groups(root)[group]
-    lines = (root / celeba.ATTR_FILE).read_text().splitlines()
-    header = lines[1].split()
-    cols = [header.index(a) for a in names]
-    split = {r.split()[0]: r.split()[1] for r in (root / celeba.PARTITION_FILE).read_text().splitlines()}
-    rng = np.random.default_rng(seed)
-    rows = lines[:2]
-    for line in lines[2:]:
-        name, *values = line.split()
-        flip = (rng.random(len(cols)) < rate) & (split[name] != "2")
-        for c, f in zip(cols, flip):
-            values[c] = str(-int(values[c])) if f else values[c]
-        rows.append(name + "".join(f"{int(v):>3d}" for v in values))
-    (root / celeba.ATTR_FILE).write_text("\n".join(rows) + "\n")
 
 
 def majority(data: str) -> dict[str, float]:
@@ -163,7 +129,3 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     values = [float(v) for v in values]
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def budget_dict(budget: Budget) -> dict[str, Any]:
-    return asdict(budget)
