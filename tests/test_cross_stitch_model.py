@@ -150,7 +150,7 @@ def test_columns_from_groups_file_keep_categorical_attributes_whole(tmp_path):
     topo = method.initial_topology("tiny", schema)
     assert topo.num_leaves == 2 + (len(schema.names) - 5)  # unnamed attributes get a column each
     assert topo.tasks["upcolor"] == topo.tasks["downcolor"]
-    assert [m.after_stage for m in topo.mix] == [0, 1, 2]
+    assert [m.after_stage for m in topo.mix] == [0, 1, 2, 3]  # tiny: pools and all alike
     assert {m.granularity for m in topo.mix} == {"scalar"}
     model = MultiTaskNet(topo, schema)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, schema.num_columns)
@@ -198,10 +198,58 @@ def test_finish_writes_alphas_json_and_heatmap(tmp_path):
     method.finish(model, tmp_path)
     doc = json.loads((tmp_path / "alphas.json").read_text())
     assert doc["columns"] == ["a", "b", "c"]
-    assert [u["after_stage"] for u in doc["units"]] == [0, 1, 2]
+    assert [u["after_stage"] for u in doc["units"]] == [0, 1, 2, 3]
     unit = doc["units"][1]
     assert unit["matrix"][0][1] == pytest.approx(0.05 + 0.5)
     assert unit["mean_same"] == pytest.approx(0.9)
     assert len(unit["per_channel"][0][0]) == backbone("tiny").widths[1]
     assert (tmp_path / "alphas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert alpha_summary(model, ["a", "b", "c"])["units"][0]["mean_diff"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("arch, pools", [
+    ("tiny", [0, 1, 2, 3]),                       # every conv stage pools; the last feeds the heads
+    ("vgg16", [1, 3, 6, 9, 12, 13, 14]),          # pool1..pool5, fc6, fc7 (the paper's VGG places and more)
+    ("vgg16-thin", [1, 3, 6, 9, 12, 13, 14]),
+    ("resnet18", [2, 4, 6, 8]),                   # the end of layer1..layer4 (before each strided block)
+    ("resnet50", [3, 7, 13, 16]),
+])
+def test_stitch_at_places_units(arch, pools):
+    n = len(backbone(arch).stages)
+    for stitch_at, expected in (("pools", pools), ("all", list(range(n)))):
+        topo = CrossStitchMethod({"stitch_at": stitch_at}).initial_topology(arch, _schema())
+        assert [m.after_stage for m in topo.mix] == expected, stitch_at
+    topo = CrossStitchMethod({"mix_after": [0, 2]}).initial_topology(arch, _schema())
+    assert [m.after_stage for m in topo.mix] == [0, 2]
+
+
+def test_stitch_at_default_and_bad_values():
+    from attrnet.methods.cross_stitch.method import DEFAULT_STITCH_AT
+
+    topo = CrossStitchMethod().initial_topology("vgg16-thin", _schema())
+    expected = backbone("vgg16-thin").resolution_ends() if DEFAULT_STITCH_AT == "pools" else list(range(15))
+    assert [m.after_stage for m in topo.mix] == expected
+    with pytest.raises(InputError, match="--stitch-at"):
+        CrossStitchMethod({"stitch_at": "fc"})
+    with pytest.raises(InputError, match="--stitch-at or mix_after"):
+        CrossStitchMethod({"stitch_at": "all", "mix_after": [1]})
+
+
+def test_default_alpha_lr_mult_follows_the_optimizer():
+    from attrnet.methods.cross_stitch.method import ALPHA_LR_MULT
+    from attrnet.train.method import TrainContext
+
+    def mult(options: dict, optimizer: str) -> float:
+        method = CrossStitchMethod(options)
+        model = MultiTaskNet(method.initial_topology("tiny", _schema()), _schema())
+        method.attach(TrainContext(model=model, train_set=None, spec=None, device=torch.device("cpu"), seed=0,
+                                   batch_size=1, lr=1e-3, augment=False, crop_fraction=0.0, workers=0, log=print,
+                                   optimizer_name=optimizer))
+        return method.param_groups(model, 1e-3)[1]["lr"] / 1e-3
+
+    assert mult({}, "sgd") == pytest.approx(ALPHA_LR_MULT["sgd"]) == pytest.approx(100.0)
+    assert mult({}, "adamw") == pytest.approx(ALPHA_LR_MULT["adamw"])
+    assert ALPHA_LR_MULT["adamw"] < ALPHA_LR_MULT["sgd"]
+    assert mult({"alpha_lr_mult": 7}, "adamw") == mult({"alpha_lr_mult": 7}, "sgd") == pytest.approx(7.0)
+    with pytest.raises(InputError, match="--alpha-lr-mult"):
+        CrossStitchMethod({"alpha_lr_mult": 0})

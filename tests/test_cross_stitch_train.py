@@ -55,14 +55,14 @@ def test_train_cross_stitch_end_to_end(synth, tmp_path, capsys):
     assert doc["columns"] == list(groups)
     assert doc["alpha_lr_mult"] == 300
     k = len(groups)
-    assert [u["k"] for u in doc["units"]] == [k] * (len(backbone("tiny").widths) - 1)
+    assert [u["k"] for u in doc["units"]] == [k] * len(backbone("tiny").widths)  # tiny: a unit after every stage
     first = torch.tensor(doc["units"][0]["matrix"])
     init = torch.full((k, k), 0.1 / (k - 1)).fill_diagonal_(0.9)
     assert not torch.allclose(first, init, atol=1e-4)  # the alphas trained
     assert (out / "alphas.png").stat().st_size > 1000
     model, meta = load_model(out / "best.safetensors")
     assert meta["method"] == "cross-stitch"
-    assert [m.granularity for m in model.topology.mix] == ["scalar"] * 3
+    assert [m.granularity for m in model.topology.mix] == ["scalar"] * 4
     assert torch.allclose(model.mixes["0"].alpha.detach(), first, atol=1e-5)
 
 

@@ -167,3 +167,17 @@ def test_mix_before_a_residual_block_is_kept_and_cannot_be_forced_to_fold():
     assert sum(isinstance(m, (MixMatmul, MixConv)) for m in folded.modules()) == 1
     with pytest.raises(InputError, match="cannot be folded"):
         fold_model(MultiTaskNet(topo, MARKET), SPEC, mode="flops", mix="fold")
+
+
+THIN_WIDTHS = {"tiny": backbone("tiny").widths, "vgg16-thin": backbone("vgg16-thin").widths,
+               "resnet18": [8, 8, 8, 16, 16, 32, 32, 64, 64]}
+
+
+@pytest.mark.parametrize("stitch_at", ["pools", "all"])
+@pytest.mark.parametrize("arch", list(THIN_WIDTHS))
+def test_cross_stitch_units_at_every_stitch_at_position_fold_exactly(arch, stitch_at):
+    spec = backbone(arch)
+    at = spec.resolution_ends() if stitch_at == "pools" else list(range(len(spec.stages)))
+    topo = cross_stitch(arch, THIN_WIDTHS[arch], GROUPS, mix_after=at)
+    assert [m.after_stage for m in topo.mix][-1] == len(spec.stages) - 1  # the features the heads read
+    _check(topo, mode="flops")

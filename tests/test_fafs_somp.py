@@ -155,3 +155,19 @@ def test_bad_wide_networks_are_input_errors(tmp_path):
                                 "tasks": {"a0": 0, "a1": 1, "a2": 0, "a3": 1}})
     with pytest.raises(InputError, match="one-branch"):
         init_thin_model(MultiTaskNet(split, SCHEMA), narrow)
+
+
+def test_selection_runs_on_the_layer_restricted_to_the_filters_kept_below():
+    from attrnet.methods.fafs.somp import WideLayer, restrict_inputs, thin_layers
+
+    # layer 0 keeps its two large filters, i.e. input channels 0 and 1 of layer 1
+    below = WideLayer("fc", np.diag([5.0, 4.0, 0.01, 0.01]), None)
+    # layer 1: filter 0 reads only channels 2 and 3 (the largest filter before restriction, zero after it);
+    # filters 1 and 2 read channels 0 and 1
+    above = WideLayer("fc", np.array([[0.0, 0.0, 10.0, 10.0], [1.0, 0.1, 0.0, 0.0], [1.0, -0.1, 0.0, 0.0]]), None)
+    assert select_filters(above.weight, 1) == [0]                       # what the unrestricted layer would pick
+    thin, picks, errors = thin_layers([below, above], [2, 1])
+    assert picks[0] == [0, 1]
+    assert picks[1] != [0] and picks[1] == select_filters(restrict_inputs(above.weight, [0, 1], 4), 1)
+    assert thin[1].weight.shape == (1, 2) and np.abs(thin[1].weight).sum() > 0
+    assert errors[1] < 0.2  # filters 1 and 2 are nearly parallel once restricted

@@ -87,16 +87,19 @@ def train(
     alpha: Annotated[Optional[float], _method_option("--alpha", "FAFS: weight of the separation cost.")] = None,
     branch_cost: Annotated[Optional[float], _method_option("--branch-cost",
                                                            "FAFS: L0, cost of one more branch.")] = None,
-    max_stall: Annotated[Optional[int], _method_option("--max-stall",
-                                                       "FAFS: steps without val improvement before widening.")] = None,
+    max_stall: Annotated[Optional[int], _method_option("--max-stall", "FAFS: widen a layer every N steps "
+                                                       "(default 1000; small runs need fewer).")] = None,
+    widen_on: Annotated[Optional[str], _method_option("--widen-on", "FAFS: step | stall (val loss stalled "
+                                                                    "N steps).")] = None,
     max_branches: Annotated[Optional[int], _method_option("--max-branches", "FAFS: most branches per layer.")] = None,
     affinity: Annotated[Optional[str], _method_option("--affinity", "FAFS: loss | error.")] = None,
     columns: Annotated[Optional[str], _method_option("--columns",
                                                      "independent/cross-stitch: groups.json or per-attribute.")] = None,
     alpha_granularity: Annotated[Optional[str], _method_option("--alpha-granularity",
                                                                "cross-stitch: channel | scalar.")] = None,
-    alpha_lr_mult: Annotated[Optional[float], _method_option("--alpha-lr-mult",
-                                                             "cross-stitch: alpha learning-rate multiplier.")] = None,
+    alpha_lr_mult: Annotated[Optional[float], _method_option("--alpha-lr-mult", "cross-stitch: alpha lr "
+                                                             "multiplier (default 1 adamw, 100 sgd).")] = None,
+    stitch_at: Annotated[Optional[str], _method_option("--stitch-at", "cross-stitch: pools | all.")] = None,
     column_pretrain_epochs: Annotated[Optional[int], _method_option("--column-pretrain-epochs",
                                                                     "cross-stitch: per-column pretraining epochs.")] = None,
 ) -> None:
@@ -114,8 +117,8 @@ def train(
         augment=augment, amp=amp, compile_=compile_, val_every=val_every, val_batches=val_batches,
         val_fraction=val_fraction, max_bad_fraction=max_bad_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch,
         log_every=log_every, somp_from=somp_from, alpha=alpha, branch_cost=branch_cost, max_stall=max_stall,
-        max_branches=max_branches, affinity=affinity, columns=columns, alpha_granularity=alpha_granularity,
-        alpha_lr_mult=alpha_lr_mult, column_pretrain_epochs=column_pretrain_epochs)
+        widen_on=widen_on, max_branches=max_branches, affinity=affinity, columns=columns, alpha_granularity=alpha_granularity,
+        alpha_lr_mult=alpha_lr_mult, stitch_at=stitch_at, column_pretrain_epochs=column_pretrain_epochs)
     options = {name.rstrip("_"): value for name, value in values.items() if _given(ctx, name, value)}
     if "img_size" in options:
         options["img_size"] = parse_img_size(options["img_size"])

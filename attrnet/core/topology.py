@@ -225,7 +225,7 @@ def cross_stitch(
     granularity: Granularity = "channel",
 ) -> Topology:
     """K columns (one per group) with a cross-stitch unit after the chosen stages
-    (default: every stage but the last)."""
+    (default: every stage but the last; `attrnet.methods.cross_stitch` chooses them by --stitch-at)."""
     topo = independent(arch, widths, groups)
     if mix_after is None:
         mix_after = range(len(widths) - 1)

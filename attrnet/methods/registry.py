@@ -40,8 +40,8 @@ METHODS: dict[str, Callable[[], type[Method]]] = {
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "shared": (),
     "independent": ("columns",),
-    "fafs": ("somp_from", "alpha", "branch_cost", "max_stall", "max_branches", "affinity", "seed"),
-    "cross-stitch": ("columns", "alpha_granularity", "alpha_lr_mult", "alpha_same", "mix_after",
+    "fafs": ("somp_from", "alpha", "branch_cost", "max_stall", "widen_on", "max_branches", "affinity", "seed"),
+    "cross-stitch": ("columns", "alpha_granularity", "alpha_lr_mult", "alpha_same", "mix_after", "stitch_at",
                      "column_pretrain_epochs"),
 }
 

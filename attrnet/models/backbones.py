@@ -36,6 +36,14 @@ class BackboneSpec:
     def widths(self) -> list[int]:
         return [s.width for s in self.stages]
 
+    def resolution_ends(self) -> list[int]:
+        """Stages whose output ends a resolution level or is a fc layer: a stage that pools after itself,
+        one the next stage downsamples from (ResNet's strided first block), every fc stage, and the last
+        stage (the features the heads read). Cross-stitch's ``--stitch-at pools``."""
+        last = len(self.stages) - 1
+        return [s for s, st in enumerate(self.stages)
+                if st.pool or st.kind == "fc" or s == last or self.stages[s + 1].stride > 1]
+
     def pools_from(self, stage: int) -> int:
         """Pooling (downsampling) layers between stage `stage`'s input and the heads (FAFS's p_l)."""
         return sum(1 for s in self.stages[stage:] if s.pool or s.stride > 1)

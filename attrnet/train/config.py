@@ -13,8 +13,8 @@ __all__ = ["BEST_METRICS", "METHOD_OPTION_KEYS", "OPTIMIZERS", "PRESETS", "Train
 
 OPTIMIZERS = ("adamw", "sgd")
 BEST_METRICS = ("mean_accuracy", "mA", "instance_f1", "val_loss")
-METHOD_OPTION_KEYS = ("somp_from", "alpha", "branch_cost", "max_stall", "max_branches", "affinity",
-                      "columns", "alpha_granularity", "alpha_lr_mult", "column_pretrain_epochs")
+METHOD_OPTION_KEYS = ("somp_from", "alpha", "branch_cost", "max_stall", "widen_on", "max_branches", "affinity",
+                      "columns", "alpha_granularity", "alpha_lr_mult", "stitch_at", "column_pretrain_epochs")
 
 # Each paper's setting by name: input size, threshold objective, model-selection metric.
 PRESETS: dict[str, dict[str, Any]] = {

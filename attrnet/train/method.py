@@ -6,13 +6,17 @@ the order a run calls them:
 
 - `initial_topology(arch, schema)` gives the Topology to build (FAFS: the thin
   trunk; cross-stitch: K columns with `mix`).
+- `attach(ctx)` hands the method the run's `TrainContext` once it exists, on a
+  new run and on ``--resume`` alike, before the optimiser is built.
 - `init_model(ctx)` initialises ``ctx.model``'s weights before training (SOMP,
   per-column pretraining). Not called on ``--resume``: the weights come from
   ``last.safetensors``.
 - `param_groups(model, lr)` splits parameters into optimiser groups
   (cross-stitch alphas at their own learning rate).
 - `after_step(step, losses, mask, logits, labels)` sees every training step's
-  per-sample, per-attribute losses (FAFS task affinity).
+  per-sample, per-attribute losses (FAFS task affinity) and may return a new
+  model (FAFS widening on the step schedule); the trainer then rebuilds its
+  optimiser around it, as for `after_validation`.
 - `after_validation(step, val_loss, model)` may return a new model (FAFS
   widening); the trainer then rebuilds its optimiser around it.
 - `state_dict()` / `load_state_dict(state)` carry method state in
@@ -20,10 +24,11 @@ the order a run calls them:
 - `finish(model, run_dir)` writes method outputs into the run directory
   (topology.json, reports, PNGs, alphas.json).
 
-A method never sees the trainer. `init_model` receives a `TrainContext`: the
-run's model, optimiser and step, the training split and input spec, the
-device, the settings a method needs to draw its own training batches (seed,
-batch size, learning rate, augmentation, workers) and the run's `log`. It is
+A method never sees the trainer. `attach` and `init_model` receive a
+`TrainContext`: the run's model, optimiser and step, the training split and
+input spec, the device, the settings a method needs to draw its own training
+batches (seed, batch size, learning rate, augmentation, workers), the
+optimiser's kind (``--optimizer``) and the run's `log`. It is
 one object for the whole run, which the trainer keeps current (``model``
 after a replacement, ``optimizer`` once built, ``step`` after every step), so
 a method may keep it; methods read it and never assign to it.
@@ -62,6 +67,7 @@ class TrainContext:
     log: Callable[[str], None]
     step: int = 0
     optimizer: "torch.optim.Optimizer | None" = None  # built after `init_model`
+    optimizer_name: str = "adamw"  # --optimizer: adamw | sgd
 
 
 class Method:
@@ -78,6 +84,9 @@ class Method:
 
         return shared(arch, backbone(arch).widths, schema.names)
 
+    def attach(self, ctx: TrainContext) -> None:
+        """Receive the run's context (new run or ``--resume``), before `init_model` and the optimiser."""
+
     def init_model(self, ctx: TrainContext) -> None:
         """Initialise ``ctx.model``'s weights before training (default: keep the model's own init)."""
 
@@ -85,8 +94,10 @@ class Method:
         return [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
 
     def after_step(self, step: int, losses: "torch.Tensor", mask: "torch.Tensor",
-                   logits: "torch.Tensor", labels: "torch.Tensor") -> None:
-        """`losses`/`mask`: ``[N, A]`` per-sample per-attribute loss (detached) and label mask."""
+                   logits: "torch.Tensor", labels: "torch.Tensor") -> "MultiTaskNet | None":
+        """`losses`/`mask`: ``[N, A]`` per-sample per-attribute loss (detached) and label mask.
+        `step` counts the steps before this one. Return a replacement model to continue with, or None."""
+        return None
 
     def after_validation(self, step: int, val_loss: float, model: "MultiTaskNet") -> "MultiTaskNet | None":
         """Return a replacement model to continue training with, or None."""

@@ -123,7 +123,9 @@ class Trainer:
         model = new_model(initial_topology(self.method, cfg, self.schema), self.schema, self.device, cfg.topology)
         self.context = TrainContext(model=model, train_set=self.train_set, spec=self.spec, device=self.device,
                                     seed=cfg.seed, batch_size=cfg.batch_size, lr=cfg.lr, augment=cfg.augment,
-                                    crop_fraction=cfg.crop_fraction, workers=cfg.workers, log=self.log)
+                                    crop_fraction=cfg.crop_fraction, workers=cfg.workers, log=self.log,
+                                    optimizer_name=cfg.optimizer)
+        self.method.attach(self.context)
 
     def _build_loss(self) -> AttributeLoss:
         labels = torch.from_numpy(self.train_set.labels)
@@ -211,7 +213,8 @@ class Trainer:
                            drop_last=self.drop_last, pin=self.device.type == "cuda")
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, stats: EpochStats, epoch: int) -> float:
-        """Forward, loss, one optimiser step, the method's `after_step`; returns the learning rate used."""
+        """Forward, loss, one optimiser step, the method's `after_step` (which may replace the model);
+        returns the learning rate used."""
         lr = self.schedule.apply(self.optimizer, self.step)
         logits, losses, mask = self.forward(self.forward_model, x, y)
         tl, present = task_means(losses, mask)
@@ -223,7 +226,9 @@ class Trainer:
         self.amp.scaler.step(self.optimizer)
         self.amp.scaler.update()
         stats.add_losses(tl, present, loss)
-        self.method.after_step(self.step, losses.detach(), mask, logits.detach(), y)
+        new = self.method.after_step(self.step, losses.detach(), mask, logits.detach(), y)
+        if new is not None:
+            self.replace_model(new)
         return lr
 
     def _check_loss(self, loss: torch.Tensor, epoch: int, step: int) -> None:

@@ -1,10 +1,16 @@
 """Cross-stitch networks as a training method (Misra et al., CVPR 2016).
 
 K columns of the backbone, one per attribute group (`columns`: a groups file
-or "per-attribute"), a cross-stitch unit after every stage but the last
-(`mix_after` to choose), channel or scalar alphas initialised to α_same = 0.9
-and (1-α_same)/(K-1) elsewhere, trained in their own optimiser group at
-`alpha_lr_mult` times the base learning rate. Columns start either from one
+or "per-attribute"), cross-stitch units where `stitch_at` says (``pools``: at
+the end of every resolution level and after every fc stage, as the paper
+stitches VGG after pool1, pool2, pool5, fc6 and fc7, and always at the features
+the heads read; ``all``: after every stage; `mix_after` lists the stages
+exactly), channel or scalar alphas initialised to α_same = 0.9 and
+(1-α_same)/(K-1) elsewhere, trained in their own optimiser group at
+`alpha_lr_mult` times the base learning rate (default by the run's optimiser,
+`ALPHA_LR_MULT`: the paper's ×100 suits SGD, whose step follows the gradient;
+AdamW's step is about lr whatever the gradient, so ×100 would move every alpha
+by about 100·lr per step; docs/cross_stitch.md has the measurement). Columns start either from one
 checkpoint replicated into each column (the trainer's `--init-from`, via
 `attrnet.models.cross_stitch.replicate_into_columns`) or, as the paper found
 better, from per-column pretraining: `column_pretrain_epochs` epochs with the
@@ -25,12 +31,17 @@ if TYPE_CHECKING:
     from attrnet.core.topology import Topology
     from attrnet.core.schema import Schema
 
-DEFAULT_ALPHA_LR_MULT = 100.0
+# The alpha learning-rate multiplier by --optimizer, chosen by benchmarks/cross_stitch_alpha_lr.py
+# (table in docs/cross_stitch.md).
+ALPHA_LR_MULT = {"sgd": 100.0, "adamw": 1.0}
 DEFAULT_ALPHA_SAME = 0.9
+STITCH_AT = ("pools", "all")
+DEFAULT_STITCH_AT = "pools"
 
 
 class CrossStitchMethod(Method):
-    """Options: columns, alpha_granularity, alpha_lr_mult, alpha_same, mix_after, column_pretrain_epochs."""
+    """Options: columns, alpha_granularity, alpha_lr_mult, alpha_same, stitch_at, mix_after,
+    column_pretrain_epochs."""
 
     name = "cross-stitch"
 
@@ -41,15 +52,22 @@ class CrossStitchMethod(Method):
         self.granularity = str(o.get("alpha_granularity") or "channel")
         if self.granularity not in ("channel", "scalar"):
             raise InputError(f"--alpha-granularity takes channel or scalar, got {self.granularity!r}")
-        self.alpha_lr_mult = float(o.get("alpha_lr_mult") or DEFAULT_ALPHA_LR_MULT)
-        if self.alpha_lr_mult <= 0:
-            raise InputError(f"--alpha-lr-mult must be positive, got {self.alpha_lr_mult}")
+        given = o.get("alpha_lr_mult")
+        self.given_lr_mult = None if given is None else float(given)
+        if self.given_lr_mult is not None and not self.given_lr_mult > 0:
+            raise InputError(f"--alpha-lr-mult must be positive, got {given}")
+        self.optimizer_name = "adamw"  # the run's --optimizer, from `attach`
         same = o.get("alpha_same")
         self.alpha_same = DEFAULT_ALPHA_SAME if same is None else float(same)
         if not 0.0 <= self.alpha_same <= 1.0:
             raise InputError(f"alpha_same must lie in [0, 1], got {self.alpha_same}")
         mix_after = o.get("mix_after")
         self.mix_after = None if mix_after is None else [int(s) for s in mix_after]
+        self.stitch_at = str(o.get("stitch_at") or DEFAULT_STITCH_AT)
+        if self.stitch_at not in STITCH_AT:
+            raise InputError(f"--stitch-at takes {' or '.join(STITCH_AT)}, got {self.stitch_at!r}")
+        if self.mix_after is not None and o.get("stitch_at") is not None:
+            raise InputError("give --stitch-at or mix_after, not both")
         self.pretrain_epochs = int(o.get("column_pretrain_epochs") or 0)
         if self.pretrain_epochs < 0:
             raise InputError(f"--column-pretrain-epochs must be >= 0, got {self.pretrain_epochs}")
@@ -74,12 +92,28 @@ class CrossStitchMethod(Method):
         from attrnet.core.topology import cross_stitch
 
         self.groups = self.column_groups(schema)
-        widths = backbone(arch).widths
+        spec = backbone(arch)
+        widths = spec.widths
         if self.mix_after is not None:
             bad = [s for s in self.mix_after if not 0 <= s < len(widths)]
             if bad:
                 raise InputError(f"mix_after: {arch} has stages 0..{len(widths) - 1}, got {bad}")
-        return cross_stitch(arch, widths, self.groups, self.mix_after, self.granularity)  # type: ignore[arg-type]
+        at = self.mix_after
+        if at is None:
+            at = spec.resolution_ends() if self.stitch_at == "pools" else list(range(len(widths)))
+        return cross_stitch(arch, widths, self.groups, at, self.granularity)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ alpha learning rate
+    def attach(self, ctx: "TrainContext") -> None:
+        """Note the run's optimiser: the default alpha learning-rate multiplier depends on it."""
+        self.optimizer_name = ctx.optimizer_name
+
+    @property
+    def alpha_lr_mult(self) -> float:
+        """--alpha-lr-mult when given, else `ALPHA_LR_MULT` for the run's optimiser."""
+        if self.given_lr_mult is not None:
+            return self.given_lr_mult
+        return ALPHA_LR_MULT.get(self.optimizer_name, ALPHA_LR_MULT["adamw"])
 
     # ------------------------------------------------------------ training hooks
     def param_groups(self, model: "MultiTaskNet", lr: float) -> list[dict[str, Any]]:
@@ -150,6 +184,8 @@ class CrossStitchMethod(Method):
         summary = alpha_summary(model, self.column_names(model))
         summary["groups"] = dict(self.groups)
         summary["alpha_lr_mult"] = self.alpha_lr_mult
+        summary["optimizer"] = self.optimizer_name
+        summary["stitch_at"] = "mix_after" if self.mix_after is not None else self.stitch_at
         summary["alpha_same_init"] = self.alpha_same
         atomic_write_text(Path(run_dir) / "alphas.json", json.dumps(summary, indent=2) + "\n")
         cols = summary["columns"]

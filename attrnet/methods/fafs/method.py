@@ -2,18 +2,28 @@
 
 Training starts from a thin one-branch network (``--arch vgg16-thin``),
 initialised by SOMP from a wide VGG-16 (`somp_from`) or at random. Every
-training step feeds the task affinity (hard/easy by loss, or by error). When
-the validation loss has not improved for `max_stall` iterations, the next
-layer down is widened: the branches above the shared trunk (first the
-attributes themselves) are grouped by spectral clustering on the branch
-affinity, the number of groups minimising (d-1)·L0·2^{p_l} + α·L_s; each
-group gets a copy of the trunk's top layer. Widening stops when d = 1 wins or
-the input is reached. `finish` writes ``topology.json``, ``fafs_report.txt``,
-``fafs.json`` and ``fafs_tree.png``.
+training step feeds the task affinity (hard/easy by loss, or by error).
+
+A widening round splits the next layer down: the branches above the shared
+trunk (first the attributes themselves) are grouped by spectral clustering on
+the branch affinity, the number of groups minimising (d-1)·L0·2^{p_l} + α·L_s;
+each group gets a copy of the trunk's top layer. When rounds run
+(`widen_on`):
+
+- ``step`` (default, the authors' code, luyongxi/deep_share): one round every
+  `max_stall` training steps, unconditionally. After a d = 1 decision the same
+  layer is tried again at the next round, at most `MAX_TRIES_PER_LAYER` times,
+  then the next layer down is tried.
+- ``stall``: a round when the validation loss has not improved for
+  `max_stall` steps (checked at validation points); widening stops for good
+  when d = 1 wins.
+
+Widening ends when the input is reached. `finish` writes ``topology.json``,
+``fafs_report.txt``, ``fafs.json`` and ``fafs_tree.png``.
 
 Options (the trainer's ``--somp-from --alpha --branch-cost --max-stall
---max-branches --affinity``): somp_from, alpha, branch_cost, max_stall,
-max_branches, affinity, seed.
+--widen-on --max-branches --affinity``): somp_from, alpha, branch_cost,
+max_stall, widen_on, max_branches, affinity, seed.
 """
 from __future__ import annotations
 
@@ -38,6 +48,8 @@ if TYPE_CHECKING:
     from attrnet.core.schema import Schema
 
 DEFAULT_MAX_STALL = 1000  # the authors' CelebA runs (experiments/scripts/ccc_submit_branching.sh)
+WIDEN_ON = ("step", "stall")
+MAX_TRIES_PER_LAYER = 3  # d = 1 decisions at one layer before the next layer down is tried (step schedule)
 # The authors cap the columns of a layer at floor(full VGG-16 width / thin width) (lib/models/factory.py).
 _FULL_WIDTH_OF = {"vgg16-thin": "vgg16"}
 
@@ -48,7 +60,8 @@ def _say(message: str) -> None:
 
 
 class FAFSMethod(Method):
-    """Options: somp_from, alpha, branch_cost, max_stall, max_branches, affinity ("loss" | "error"), seed."""
+    """Options: somp_from, alpha, branch_cost, max_stall, widen_on ("step" | "stall"), max_branches,
+    affinity ("loss" | "error"), seed."""
 
     name = "fafs"
 
@@ -59,6 +72,9 @@ class FAFSMethod(Method):
         self.alpha = self._number("alpha", DEFAULT_ALPHA, minimum=0.0)
         self.unit_cost = self._number("branch_cost", DEFAULT_BRANCH_COST, minimum=0.0)
         self.max_stall = int(self._number("max_stall", DEFAULT_MAX_STALL, minimum=1))
+        self.widen_on = str(o.get("widen_on") or "step")
+        if self.widen_on not in WIDEN_ON:
+            raise InputError(f"--widen-on takes {' or '.join(WIDEN_ON)}, got {self.widen_on!r}")
         mb = o.get("max_branches")
         self.max_branches = None if mb is None else int(self._number("max_branches", 0, minimum=1))
         self.mode = str(o.get("affinity") or "loss")
@@ -71,6 +87,9 @@ class FAFSMethod(Method):
         self.done = False
         self.best_val = math.inf
         self.best_step = 0
+        self.last_round_step = 0      # step schedule: steps done when the last round ran
+        self.tries = 0                # step schedule: d = 1 decisions at `next_stage` so far
+        self.context: TrainContext | None = None
         self.rounds: list[dict[str, Any]] = []
         self.init_note = "random init (no --somp-from)"
 
@@ -109,14 +128,27 @@ class FAFSMethod(Method):
         _say(self.init_note)
 
     # ------------------------------------------------------------ hooks
+    def attach(self, ctx: TrainContext) -> None:
+        """Keep the run's context: the step schedule widens ``ctx.model``."""
+        self.context = ctx
+
     def after_step(self, step: int, losses: "torch.Tensor", mask: "torch.Tensor",
-                   logits: "torch.Tensor", labels: "torch.Tensor") -> None:
+                   logits: "torch.Tensor", labels: "torch.Tensor") -> "MultiTaskNet | None":
+        """Feed the task affinity; on the step schedule, a widening round every `max_stall` steps."""
         if self.affinity is None or self.schema is None:
             raise RuntimeError("FAFSMethod.initial_topology must run before training")
         self.affinity.update_from_batch(losses, mask, logits, labels, self.schema)
+        steps_done = step + 1
+        if self.widen_on != "step" or self.done or steps_done - self.last_round_step < self.max_stall:
+            return None
+        if self.context is None:
+            raise RuntimeError("FAFSMethod.attach must run before training (the step schedule widens ctx.model)")
+        self.last_round_step = steps_done
+        return self.widen(self.context.model, steps_done)
 
     def after_validation(self, step: int, val_loss: float, model: "MultiTaskNet") -> "MultiTaskNet | None":
-        if self.done:
+        """On the stall schedule, a widening round when the validation loss stalled for `max_stall` steps."""
+        if self.done or self.widen_on != "stall":
             return None
         if val_loss < self.best_val:
             self.best_val, self.best_step = float(val_loss), step
@@ -138,7 +170,8 @@ class FAFSMethod(Method):
         return max(1, backbone(full).widths[stage] // topology.widths()[stage])
 
     def widen(self, model: "MultiTaskNet", step: int = 0) -> "MultiTaskNet | None":
-        """One widening round at `next_stage`; None (and widening stops) when d = 1 wins."""
+        """One widening round at `next_stage`; None when d = 1 wins (then the stall schedule stops widening,
+        the step schedule tries the layer again, `MAX_TRIES_PER_LAYER` times, before the next one down)."""
         if self.affinity is None or self.schema is None:
             raise RuntimeError("FAFSMethod.initial_topology must run before widening")
         topo = model.topology
@@ -159,18 +192,32 @@ class FAFSMethod(Method):
             "alpha": self.alpha, "units": len(units), "d": part.d,
             "loss": {str(d): round(v, 6) for d, v in part.losses.items()},
             "separation": {str(d): round(v, 6) for d, v in part.separation.items()},
-            "groups": groups,
+            "groups": groups, "try": self.tries + 1,
         })
         if part.d == 1:
-            self.done = True
-            _say(f"step {step}: stage {stage}: d = 1 wins (L = {part.losses[1]:.4f}); widening stops")
+            _say(f"step {step}: stage {stage}: d = 1 wins (L = {part.losses[1]:.4f}); " + self._after_d1(stage))
             return None
         new = widen_model(model, stage, 0, part.labels)
-        self.next_stage = stage - 1
+        self.next_stage, self.tries = stage - 1, 0
         self.done = self.next_stage < 0
         _say(f"step {step}: widened stage {stage} into {part.d} branches: "
              + " | ".join(", ".join(g) for g in groups))
         return new
+
+    def _after_d1(self, stage: int) -> str:
+        """Where widening goes after d = 1 won at `stage`; what to log."""
+        if self.widen_on == "stall":
+            self.done = True
+            return "widening stops"
+        self.tries += 1
+        if self.tries < MAX_TRIES_PER_LAYER:
+            self.next_stage = stage
+            return f"stage {stage} is tried again in {self.max_stall} steps (try {self.tries}/{MAX_TRIES_PER_LAYER})"
+        self.next_stage, self.tries = stage - 1, 0
+        self.done = self.next_stage < 0
+        if self.done:
+            return f"{MAX_TRIES_PER_LAYER} tries at stage {stage}; widening stops"
+        return f"{MAX_TRIES_PER_LAYER} tries at stage {stage}; stage {stage - 1} is next"
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, "torch.Tensor"]:
@@ -179,8 +226,8 @@ class FAFSMethod(Method):
         if self.affinity is None:
             return {}
         state = self.affinity.state_dict("fafs.affinity.")
-        state["fafs.scalars"] = torch.tensor([self.next_stage, float(self.done), self.best_val, self.best_step],
-                                             dtype=torch.float64)
+        state["fafs.scalars"] = torch.tensor([self.next_stage, float(self.done), self.best_val, self.best_step,
+                                              self.last_round_step, self.tries], dtype=torch.float64)
         log = json.dumps({"rounds": self.rounds, "init": self.init_note}).encode("utf-8")
         state["fafs.log"] = torch.tensor(list(log), dtype=torch.uint8)
         return state
@@ -191,9 +238,11 @@ class FAFSMethod(Method):
         if "fafs.scalars" not in state:
             raise InputError("checkpoint has no FAFS state (was it trained with --method fafs?)")
         self.affinity.load_state_dict(state, "fafs.affinity.")
-        next_stage, done, best_val, best_step = state["fafs.scalars"].tolist()
+        scalars = state["fafs.scalars"].tolist() + [0.0, 0.0]  # checkpoints before the step schedule: 4 values
+        next_stage, done, best_val, best_step, last_round_step, tries = scalars[:6]
         self.next_stage, self.done = int(next_stage), bool(done)
         self.best_val, self.best_step = float(best_val), int(best_step)
+        self.last_round_step, self.tries = int(last_round_step), int(tries)
         log = json.loads(bytes(state["fafs.log"].tolist()).decode("utf-8"))
         self.rounds, self.init_note = log["rounds"], log["init"]
 
@@ -203,17 +252,28 @@ class FAFSMethod(Method):
         lines = [f"FAFS (fully-adaptive feature sharing), arch {topology.arch}",
                  f"initialisation: {self.init_note}",
                  f"affinity: hard = {'loss >= running mean loss' if self.mode == 'loss' else 'misclassified'}; "
-                 f"alpha = {self.alpha:g}, L0 = {self.unit_cost:g}, max_stall = {self.max_stall}", ""]
+                 f"alpha = {self.alpha:g}, L0 = {self.unit_cost:g}", f"schedule: {self.schedule()}", ""]
         for r in self.rounds:
             costs = ", ".join(f"d={d}: {v:.4f}" for d, v in r["loss"].items())
-            lines.append(f"step {r['step']}: stage {r['stage']} (p_l = {r['pools_above']}, cost per branch "
+            tried = f" (try {r['try']})" if r.get("try", 1) > 1 else ""
+            lines.append(f"step {r['step']}: stage {r['stage']}{tried} (p_l = {r['pools_above']}, cost per branch "
                          f"{r['branch_cost']:.4f}), {r['units']} units -> d = {r['d']}   [L: {costs}]")
             if r["d"] > 1:
                 lines += [f"    branch {g}: {', '.join(names)}" for g, names in enumerate(r["groups"])]
         if not self.rounds:
-            lines.append("no widening round ran (the validation loss never stalled for max_stall iterations)")
+            lines.append("no widening round ran (" + ("the run had fewer than max_stall steps; small runs need a "
+                                                      "smaller --max-stall)" if self.widen_on == "step" else
+                                                      "the validation loss never stalled for max_stall steps)"))
         lines += ["", "sharing per stage:", topology.sharing_report()]
         return "\n".join(lines) + "\n"
+
+    def schedule(self) -> str:
+        """The widening schedule in words (report and fafs.json)."""
+        if self.widen_on == "step":
+            return (f"widen on step: one round every max_stall = {self.max_stall} training steps; after d = 1 "
+                    f"the layer is tried again, at most {MAX_TRIES_PER_LAYER} times, then the next layer down")
+        return (f"widen on stall: a round when the validation loss has not improved for max_stall = "
+                f"{self.max_stall} steps; widening stops when d = 1 wins")
 
     def finish(self, model: "MultiTaskNet", run_dir: Path) -> None:
         from attrnet.core.fileio import atomic_write_text
@@ -223,7 +283,8 @@ class FAFSMethod(Method):
         topo.save(run_dir / "topology.json")
         atomic_write_text(run_dir / "fafs_report.txt", self.report(topo))
         doc = {"init": self.init_note, "affinity_mode": self.mode, "alpha": self.alpha, "branch_cost": self.unit_cost,
-               "max_stall": self.max_stall, "rounds": self.rounds, "branch_counts": topo.branch_counts(),
+               "max_stall": self.max_stall, "widen_on": self.widen_on, "max_tries_per_layer": MAX_TRIES_PER_LAYER,
+               "schedule": self.schedule(), "rounds": self.rounds, "branch_counts": topo.branch_counts(),
                "groups": topo.leaf_groups(),
                "task_affinity": {"attributes": list(self.schema.names) if self.schema else [],
                                  "matrix": [] if self.affinity is None
