@@ -33,10 +33,10 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget(num=1500, size=32, difficulty="default", epochs=4, fafs_epochs=4, max_stall=40, full_epochs=0,
-                    taskonomy_epochs=2, taskonomy_images=800),
-    "full": Budget(num=2500, size=32, difficulty="default", epochs=6, fafs_epochs=6, max_stall=60, full_epochs=1,
-                   taskonomy_epochs=3, taskonomy_images=1500),
+    "quick": Budget(num=1200, size=32, difficulty="easy", epochs=6, fafs_epochs=6, max_stall=50, full_epochs=0,
+                    taskonomy_epochs=3, taskonomy_images=640),
+    "full": Budget(num=1500, size=32, difficulty="easy", epochs=8, fafs_epochs=8, max_stall=60, full_epochs=1,
+                   taskonomy_epochs=3, taskonomy_images=1000),
 }
 
 

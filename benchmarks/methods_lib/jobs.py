@@ -64,7 +64,35 @@ def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
 
 def independent(spec: dict[str, Any]) -> dict[str, Any]:
     path, _ = _columns_file(spec)
-    return _run(spec, method="independent", method_options={"columns": str(path)})
+    row = _run(spec, method="independent", method_options={"columns": str(path)})
+    return {**row, "loss_affinity_ari": trained_affinity_ari(spec["data"], Path(spec["out"]) / "best.safetensors")}
+
+
+def trained_affinity_ari(root: str, checkpoint: Path) -> float:
+    """ARI against the planted groups of FAFS's loss affinity measured with a trained model on the training split.
+
+    Hard = the sample's loss is at least the task's mean loss; A(i, j) = P(both hard or both
+    easy); spectral clustering into as many groups as were planted. How far the data's
+    co-hard structure lets a well-trained model's affinity find the groups.
+    """
+    import numpy as np
+
+    from attrnet.data import load_index
+    from attrnet.evaluate.evaluation import checkpoint_runner
+    from attrnet.methods.fafs.widening import spectral_groups
+    from attrnet.core.imageio import decode_image
+
+    index = load_index(f"celeba:{root}")
+    train, names, planted = index.subset("train"), index.schema.names, planted_groups(root)
+    run, _ = checkpoint_runner(checkpoint, "cpu")
+    images = np.stack([decode_image(p) for p in train.paths])
+    p = np.clip(np.concatenate([run(images[i:i + 128]) for i in range(0, len(images), 128)]), 1e-6, 1 - 1e-6)
+    y = train.labels > 0.5
+    loss = -np.where(y, np.log(p), np.log(1 - p))
+    hard = (loss >= loss.mean(0)).astype(float)
+    affinity = (hard.T @ hard + (1 - hard).T @ (1 - hard)) / len(hard)
+    labels = spectral_groups(affinity, len(planted))
+    return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
 
 
 def cross_stitch(spec: dict[str, Any]) -> dict[str, Any]:
@@ -87,9 +115,25 @@ def fafs(spec: dict[str, Any]) -> dict[str, Any]:
     out = Path(spec["out"])
     doc = json.loads((out / "fafs.json").read_text())
     last = build_from_metadata(read_metadata(out / "last.safetensors"))
-    return {**row, "ari": grouping_ari(doc["groups"], planted_groups(spec["data"])), "groups": doc["groups"],
+    planted = planted_groups(spec["data"])
+    return {**row, "ari": grouping_ari(doc["groups"], planted), "groups": doc["groups"],
+            "affinity_ari": affinity_ari(doc, planted),
             "rounds": [{"step": r["step"], "stage": r["stage"], "d": r["d"]} for r in doc["rounds"]],
             "final_params": last.num_parameters(), "final_branches": last.topology.branch_counts()}
+
+
+def affinity_ari(doc: dict[str, Any], planted: dict[str, list[str]]) -> float:
+    """ARI of spectral clustering of FAFS's final task affinity into as many groups as were planted.
+
+    Judges the affinity alone, apart from FAFS's choice of the number of branches.
+    """
+    import numpy as np
+
+    from attrnet.methods.fafs.widening import spectral_groups
+
+    names = doc["task_affinity"]["attributes"]
+    labels = spectral_groups(np.asarray(doc["task_affinity"]["matrix"]), len(planted))
+    return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
 
 
 def full_width(spec: dict[str, Any]) -> dict[str, Any]:
