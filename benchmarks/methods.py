@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     budget = BUDGETS["quick" if args.quick else "full"]
     start, load_start = time.time(), os.getloadavg()
-    specs = []
+    specs, variants = [], {}
     for seed in args.seed_list:
         data = prepare_data(args.work, seed, budget)
+        variants[seed] = data["variant_settings"]
         for name in args.only.split(","):
             specs.append((seed, name, {"seed": seed, "budget": asdict(budget), "data": data["data"],
                                        "variant": data["variant"], "out": str(args.work / f"seed{seed}" / name)}))
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[seed][name] = {"error": f"{type(exc).__name__}: {exc}"}
     run = {"command": "python benchmarks/methods.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "wall_s": round(time.time() - start), "load_start": load_start, "load_end": os.getloadavg(),
-           "cores": os.cpu_count(), "budget": asdict(budget), "seeds": args.seed_list,
+           "cores": os.cpu_count(), "budget": asdict(budget), "seeds": args.seed_list, "variant": variants,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     summary = summarise(results)
     write_report(args.out, run, summary, results)

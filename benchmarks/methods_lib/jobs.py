@@ -140,7 +140,8 @@ def full_width(spec: dict[str, Any]) -> dict[str, Any]:
     """vgg16 (the widths FAFS thins from): trained when the budget has full epochs, else only counted."""
     epochs = spec["budget"]["full_epochs"]
     if epochs:
-        return {**_run(spec, arch="vgg16", epochs=epochs), "trained": True}
+        row = _run(spec, arch="vgg16", epochs=epochs)
+        return {**row, "trained": True, "somp": somp_report(Path(spec["out"]) / "best.safetensors", spec["seed"])}
     from attrnet.core.schema import celeba_schema
     from attrnet.core.topology import shared
     from attrnet.models.backbones import backbone
@@ -149,6 +150,27 @@ def full_width(spec: dict[str, Any]) -> dict[str, Any]:
     schema = celeba_schema()
     model = MultiTaskNet(shared("vgg16", backbone("vgg16").widths, schema.names), schema)
     return {"params": model.num_parameters(), "trained": False}
+
+
+def somp_report(checkpoint: Path, seed: int) -> list[dict[str, Any]]:
+    """Per layer, thinning the trained vgg16 to vgg16-thin widths: relative reconstruction error of the SOMP
+    selection, of the largest-norm filters and of random filters (mean of 5), inputs restricted as SOMP does."""
+    import numpy as np
+
+    from attrnet.methods.fafs.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
+    from attrnet.models.backbones import backbone
+
+    rng = np.random.default_rng(seed)
+    rows, prev, below = [], None, 0
+    for stage, (layer, width) in enumerate(zip(read_wide_layers(checkpoint), backbone("vgg16-thin").widths)):
+        w = layer.weight if prev is None else restrict_inputs(layer.weight, prev, below)
+        pick = select_filters(w, width)
+        by_norm = list(np.argsort(-np.linalg.norm(w.reshape(w.shape[0], -1), axis=1))[:width])
+        rand = [reconstruction_error(w, list(rng.choice(len(w), width, replace=False))) for _ in range(5)]
+        rows.append({"stage": stage, "wide": layer.width, "thin": width, "somp": reconstruction_error(w, pick),
+                     "norm": reconstruction_error(w, by_norm), "random": float(np.mean(rand))})
+        prev, below = pick, layer.width
+    return rows
 
 
 def taskonomy(spec: dict[str, Any]) -> dict[str, Any]:

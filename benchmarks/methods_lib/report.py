@@ -144,20 +144,39 @@ def _found(name: str, r: dict[str, Any]) -> str:
     return ""
 
 
+def somp_rows(results: dict[int, dict[str, Any]]) -> list[str]:
+    """SOMP against largest-norm and random filters, thinning the first seed's trained full-width vgg16."""
+    seed, somp = next(((seed, r["full"]["somp"]) for seed, r in results.items() if r.get("full", {}).get("somp")),
+                      (None, None))
+    if somp is None:
+        return []
+    return ["", f"## SOMP on the trained full-width vgg16 (seed {seed})", "",
+            "Relative reconstruction error min_A ||W - A W_sel|| / ||W|| per layer, thinning to vgg16-thin widths "
+            "(random: mean of 5 draws).", "",
+            "| stage | wide -> thin | SOMP | largest norm | random |", "|---:|---|---:|---:|---:|"] + [
+        f"| {r['stage']} | {r['wide']} -> {r['thin']} | {r['somp']:.3f} | {r['norm']:.3f} | {r['random']:.3f} |"
+        for r in somp]
+
+
 def _load(triple: list[float]) -> str:
     return " / ".join(f"{x:.2f}" for x in triple)
 
 
 def write_report(path: Path, run: dict[str, Any], summary: dict[str, Any], results: dict[int, dict[str, Any]]) -> None:
     """benchmarks/METHODS.md: the command, the machine, the claims table, the goals, the weightings, per seed."""
+    b, v = run["budget"], next(iter(run["variant"].values()))
     lines = ["# Method effects on planted synthetic data", "",
              f"Made by `{run['command']}` on {run['date']}: seeds {run['seeds']}, {run['wall_s']} s wall on "
              f"{run['cores']} cores shared with other jobs (load average 1/5/15 min {_load(run['load_start'])} at the "
              f"start, {_load(run['load_end'])} at the end). Every run uses one torch thread; "
              "benchmarks/methods.py describes the runs, `--json` gives the numbers.", "",
-             f"Budget: `{run['budget']}`.", "", *method_rows(summary), "", "## Goals (issue 15)", "",
+             f"Data per seed s: `attrnet data synth --preset celeba --num {b['num']} --size {b['size']} "
+             f"--difficulty {b['difficulty']} --seed s` (80/10/10 train/val/test); the AWMT variant adds "
+             f"`--noisy-group {v['noisy_group']} --label-noise {v['label_noise']}` (that planted group's labels "
+             "flipped at that rate, in every split).", "",
+             f"Budget: `{b}`.", "", *method_rows(summary), "", "## Goals (issue 15)", "",
              "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g} | {m} | {'n/a' if ok is None else 'yes' if ok else '**no**'} |" for g, m, ok in summary["goals"]]
     lines += ["", "## Loss weightings (tiny, shared trunk)", "", *weighting_rows(summary), "",
-              "## Per seed", "", *seed_rows(results), ""]
+              "## Per seed", "", *seed_rows(results), *somp_rows(results), ""]
     path.write_text("\n".join(lines))
