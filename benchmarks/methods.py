@@ -1,10 +1,10 @@
 """Each method's paper claim next to what it does here, on planted synthetic data (issue 15).
 
     python benchmarks/methods.py [--preset celeba] [--seeds 0,1,2] [--quick] [--json PATH]
-        [--jobs 2] [--work bench_out/methods] [--out benchmarks/METHODS.md]
+        [--difficulty easy|default|hard] [--jobs 2] [--work bench_out/methods] [--out benchmarks/METHODS.md]
 
 Per seed it generates synthetic CelebA-format data (`attrnet data synth`, planted groups in
-synth_groups.json) and an AWMT variant (one group's training labels noisy), then trains, each
+synth_groups.json) and an AWMT variant (one planted group's labels noisy), then trains, each
 run in its own process with one torch thread (`--jobs` at a time), and tests on the test split:
 
 - FAFS (vgg16-thin, widening) against the thin start and full-width vgg16 (trained only in the
@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", default="celeba", choices=["celeba"], help="synthetic data preset")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data and training)")
     p.add_argument("--quick", action="store_true", help="first seed only, smaller budget, full width not trained")
+    p.add_argument("--difficulty", choices=["easy", "default", "hard"], help="synth difficulty (default: the budget's)")
     p.add_argument("--json", type=Path, help="also write the means over seeds as one JSON object here")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--work", type=Path, default=Path("bench_out/methods"), help="data and runs")
@@ -75,6 +76,7 @@ def prepare_data(work: Path, seed: int, budget: Budget) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     budget = BUDGETS["quick" if args.quick else "full"]
+    budget = replace(budget, difficulty=args.difficulty or budget.difficulty)
     start, load_start = time.time(), os.getloadavg()
     specs, variants = [], {}
     for seed in args.seed_list:

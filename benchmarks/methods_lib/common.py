@@ -27,16 +27,16 @@ class Budget:
     full_epochs: int         # full-width vgg16 (0: parameters computed, not trained)
     taskonomy_epochs: int
     taskonomy_images: int
-    awmt_k: int = 20         # AWMT: weights updated every k validation batches
+    awmt_k: int              # AWMT: weights updated every k validation batches (about a sixth of the run's steps)
     lr: float = 3e-3
     batch_size: int = 32
 
 
 BUDGETS: dict[str, Budget] = {
     "quick": Budget(num=1200, size=32, difficulty="easy", epochs=6, fafs_epochs=6, max_stall=50, full_epochs=0,
-                    taskonomy_epochs=3, taskonomy_images=640),
+                    taskonomy_epochs=3, taskonomy_images=640, awmt_k=30),
     "full": Budget(num=1500, size=32, difficulty="easy", epochs=8, fafs_epochs=8, max_stall=60, full_epochs=1,
-                   taskonomy_epochs=3, taskonomy_images=1000),
+                   taskonomy_epochs=3, taskonomy_images=1000, awmt_k=50),
 }
 
 
