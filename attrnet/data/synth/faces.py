@@ -43,13 +43,14 @@ assert sorted(s.name for s in SPECS) == sorted(CELEBA_ATTRIBUTES)
 # the region (boxes in the 64 x 64 frame) each planted group is drawn in; "image" is the whole picture
 REGIONS = {
     "hair": [(10, 0, 54, 16)], "eyes": [(10, 16, 54, 28)], "face": [(10, 28, 54, 38)],
-    "mouth": [(10, 38, 54, 48)], "beard": [(10, 48, 54, 56)], "accessories": [(0, 56, 64, 64)],
+    "mouth": [(10, 38, 54, 48)], "beard": [(10, 48, 54, 55)], "accessories": [(0, 55, 64, 64)],
     "person": [(0, 0, 10, 56), (54, 0, 64, 56)],
 }
 HAIR_COLORS = {"Black_Hair": (25, 20, 18), "Blond_Hair": (240, 205, 90), "Brown_Hair": (125, 70, 30),
-               "Gray_Hair": (175, 175, 180), "other": (185, 55, 25)}
-SKIN_TONES = [(224, 180, 150), (200, 150, 115), (170, 120, 90), (135, 95, 65)]
-PALE = (250, 240, 235)
+               "Gray_Hair": (175, 175, 180), "other": (30, 125, 120)}
+SKIN_TONES = [(215, 165, 130), (190, 140, 105), (165, 115, 85), (135, 95, 65)]
+PALE = (252, 246, 246)
+BACKGROUNDS = [(150, 190, 230), (170, 215, 160), (225, 205, 160), (200, 175, 225), (120, 160, 200)]  # no grey
 DARK = (35, 28, 24)
 GOLD = (245, 200, 30)
 
@@ -82,7 +83,7 @@ def sample_labels(rng: np.random.Generator, n: int) -> tuple[dict[str, np.ndarra
 def render(a: dict[str, bool], visibility: dict[str, float], rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """One face as RGB uint8 with the true attributes `a`, each group's region degraded by its visibility."""
     img = np.empty((height, width, 3), np.uint8)
-    img[:] = rng.uniform(110, 225, 3).astype(np.uint8)
+    img[:] = jitter(rng, BACKGROUNDS[rng.integers(len(BACKGROUNDS))], 12).astype(np.uint8)
     pen = Pen(img)
     skin = jitter(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 8)
     hair = jitter(rng, HAIR_COLORS[next((c for c in HAIR_COLORS if c != "other" and a[c]), "other")], 10)
@@ -102,11 +103,11 @@ def _hair(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -
     pen.ellipse((32, 16), (21, 15), look.hair, start=180, end=360)
     streak = look.hair * 0.45
     if a["Straight_Hair"]:
-        for x in range(16, 50, 4):
-            pen.line((x, 4), (x, 15), streak, 1.2)
+        for x in range(16, 50, 5):
+            pen.line((x, 3), (x, 15), streak, 2.0)
     if a["Wavy_Hair"]:
-        for y in (5, 9, 13):
-            pen.poly([(x, y + 1.8 * np.sin(x / 1.6)) for x in range(14, 51)], streak, closed=False, fill=False, thickness=1.2)
+        for y in (5, 11):
+            pen.poly([(x, y + 2.2 * (-1) ** (x // 3)) for x in range(14, 52, 3)], streak, closed=False, fill=False, thickness=2.0)
     if a["Bangs"]:
         pen.rect((14, 10), (50, 16), look.hair)
         for x in range(15, 50, 3):
@@ -115,89 +116,89 @@ def _hair(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -
         pen.rect((18, 12), (46, 16), look.skin)
     if a["Receding_Hairline"]:
         for x in (19, 45):
-            pen.ellipse((x, 11), (6, 6), look.skin)
+            pen.ellipse((x, 10), (7, 7), look.skin)
 
 
 def _eyes(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
     pen.rect((12, 16), (52, 28), look.skin)
     for ex in (22, 42):
-        brow = 2.6 if a["Bushy_Eyebrows"] else 0.8
+        brow = 3.5 if a["Bushy_Eyebrows"] else 1.3
         if a["Arched_Eyebrows"]:
-            pen.ellipse((ex, 21), (5, 3.5), DARK, start=200, end=340, thickness=brow)
+            pen.ellipse((ex, 22.5), (5.5, 5), DARK, start=200, end=340, thickness=brow)
         else:
             pen.line((ex - 5, 18.5), (ex + 5, 18.5), DARK, brow)
-        pen.ellipse((ex, 23), (4.5, 0.8 if a["Narrow_Eyes"] else 2.6), (250, 250, 250))
-        pen.circle((ex, 23), 0.8 if a["Narrow_Eyes"] else 1.4, (20, 20, 30))
+        pen.ellipse((ex, 23), (5, 0.8 if a["Narrow_Eyes"] else 2.8), (250, 250, 250))
+        pen.circle((ex, 23), 0.8 if a["Narrow_Eyes"] else 1.6, (20, 20, 30))
         if a["Bags_Under_Eyes"]:
-            pen.ellipse((ex, 25.3), (4, 1.5), look.shade, start=0, end=180, thickness=1.2)
+            pen.ellipse((ex, 25.2), (4.5, 1.6), (90, 40, 70), start=0, end=180, thickness=1.6)
         if a["Eyeglasses"]:
-            pen.rect((ex - 6.5, 19.5), (ex + 6.5, 27), (10, 10, 10), thickness=1.2)
+            pen.rect((ex - 6.5, 19.5), (ex + 6.5, 27), (10, 10, 10), thickness=1.6)
     if a["Eyeglasses"]:
-        pen.line((28.5, 22), (35.5, 22), (10, 10, 10), 1.2)
+        pen.line((28.5, 22), (35.5, 22), (10, 10, 10), 1.6)
 
 
 def _face(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
     skin = jitter(rng, PALE, 4) if a["Pale_Skin"] else look.skin
-    half = 21 if a["Chubby"] else 15
+    half = 22 if a["Chubby"] else 14
     if a["Oval_Face"]:
         pen.ellipse((32, 33), (half, 5.5), skin)
     else:
         pen.rect((32 - half, 28), (32 + half, 38), skin)
     if a["Rosy_Cheeks"]:
         for x in (22, 42):
-            pen.circle((x, 32), 3, (235, 60, 90))
+            pen.circle((x, 32.5), 3.8, (255, 150, 185))
     if a["Double_Chin"]:
         for x0 in (18, 37):
-            pen.line((x0, 36.8), (x0 + 9, 36.8), look.shade, 1.0)
-    nose = 4.5 if a["Big_Nose"] else 2.0
-    bottom = 37.5 if a["Pointy_Nose"] else 33.5
+            pen.line((x0, 36.3), (x0 + 9, 36.3), (90, 50, 40), 2.0)
+    nose = 6.0 if a["Big_Nose"] else 1.8
+    bottom = 37.8 if a["Pointy_Nose"] else 32.5
     pen.poly([(32, 28.5), (32 - nose, bottom), (32 + nose, bottom)], look.shade)
 
 
 def _mouth(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
     pen.rect((16, 38), (48, 48), look.skin)
     lips = jitter(rng, (215, 25, 55), 10) if a["Wearing_Lipstick"] else look.shade
-    thick = 3.2 if a["Big_Lips"] else 1.1
+    thick = 3.5 if a["Big_Lips"] else 1.5
     if a["Mouth_Slightly_Open"]:
-        pen.ellipse((32, 43), (4.5, 2.5), (40, 8, 12))
+        pen.ellipse((32, 43), (5, 3), (40, 8, 12))
     if a["Smiling"]:
-        pen.ellipse((32, 41), (8, 4), lips, start=20, end=160, thickness=thick)
+        pen.ellipse((32, 40.5), (9, 5), lips, start=15, end=165, thickness=thick)
     else:
-        pen.line((24, 43), (40, 43), lips, thick)
+        pen.line((23, 43), (41, 43), lips, thick)
     if a["High_Cheekbones"]:
-        light = np.minimum(look.skin + 70, 255)
-        pen.line((18, 39), (22, 42.5), light, 1.5)
-        pen.line((46, 39), (42, 42.5), light, 1.5)
+        light = np.minimum(look.skin + 80, 255)
+        for x in (19, 45):
+            pen.ellipse((x, 41), (2.5, 2.5), light)
 
 
 def _beard(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
-    pen.rect((14, 48), (50, 56), look.skin)
+    pen.rect((14, 48), (50, 55), look.skin)
     if a["5_o_Clock_Shadow"]:
-        for y in np.arange(49, 56, 2.0):
+        for y in np.arange(49, 55, 2.0):
             for x in np.arange(20 + (y % 4 == 1), 45, 2.5):
-                pen.circle((x, y), 0.5, (80, 70, 65))
+                pen.circle((x, y), 0.7, (70, 60, 55))
     if a["Mustache"]:
-        pen.rect((24, 48.5), (40, 50.8), DARK)
+        pen.rect((23, 48.3), (41, 51.3), DARK)
     if a["Goatee"]:
-        pen.ellipse((32, 53.5), (3.5, 2.5), DARK)
+        pen.ellipse((32, 52.8), (4.5, 2.4), DARK)
     if a["Sideburns"]:
         for x in (14, 45):
-            pen.rect((x, 48), (x + 5, 56), DARK)
+            pen.rect((x, 48), (x + 5, 55), DARK)
 
 
 def _accessories(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
-    pen.rect((0, 56), (64, 64), rng.uniform(70, 170) + rng.uniform(-20, 20, 3))
+    pen.rect((0, 55), (64, 64), rng.uniform(60, 150) + rng.uniform(-15, 15, 3))
     if a["Wearing_Hat"]:
-        hat = jitter(rng, (25, 35, 120), 10)
-        pen.rect((2, 61), (14, 63.5), hat)
-        pen.rect((5, 57), (11, 61), hat)
+        hat = jitter(rng, (240, 130, 20), 10)
+        pen.rect((1, 61), (15, 64), hat)
+        pen.rect((4, 56), (12, 61), hat)
     if a["Wearing_Necklace"]:
-        pen.ellipse((23.5, 57), (6, 4.5), GOLD, start=0, end=180, thickness=1.3)
+        pen.ellipse((24, 56), (6.5, 6), (245, 245, 255), start=0, end=180, thickness=2.5)
     if a["Wearing_Necktie"]:
-        pen.poly([(37, 57), (41, 57), (42.5, 64), (35.5, 64)], jitter(rng, (205, 20, 35), 10))
+        pen.poly([(35.5, 56), (42.5, 56), (44.5, 64), (33.5, 64)], jitter(rng, (30, 150, 50), 10))
     if a["Wearing_Earrings"]:
-        for x in (52, 58):
-            pen.circle((x, 60), 2, GOLD)
+        for x in (51.5, 58.5):
+            pen.circle((x, 60), 3, GOLD)
 
 
 def _person(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
@@ -208,13 +209,13 @@ def _person(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator)
             pen.rect(at(1, 8), at(3.5, 54), (40, 70, 205))
         if not a["Young"]:
             for y in range(9, 30, 4):
-                pen.line(at(5, y), at(9.5, y), (45, 45, 45), 1.0)
+                pen.line(at(5, y), at(9.5, y), (45, 45, 45), 1.6)
         if a["Heavy_Makeup"]:
             for y in range(34, 54, 5):
-                pen.circle(at(7, y), 1.4, (225, 50, 200))
+                pen.circle(at(7, y), 2.0, (225, 50, 200))
         if a["Attractive"]:
             x, y = at(5, 3.5)
-            pen.poly([(x, y - 3), (x + 3, y), (x, y + 3), (x - 3, y)], GOLD)
+            pen.poly([(x, y - 3.5), (x + 4, y), (x, y + 3.5), (x - 4, y)], (40, 200, 225))
 
 
 _DRAW = {"hair": _hair, "eyes": _eyes, "face": _face, "mouth": _mouth, "beard": _beard,
