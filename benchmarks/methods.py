@@ -17,7 +17,7 @@ run in its own process with one torch thread (`--jobs` at a time), and tests on 
 
 `--quick` runs the first seed at a smaller budget. Writes `--out` (the table, with this command,
 the wall time and the machine's load) and, with --json, one object of means over the seeds.
-Runs are kept under --work and reused when rerun with the same settings.
+Data and runs go under --work (made afresh by every invocation).
 """
 from __future__ import annotations
 

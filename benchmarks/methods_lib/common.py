@@ -75,20 +75,15 @@ def planted_groups(root: str | Path) -> dict[str, list[str]]:
 
 
 def make_data(root: Path, seed: int, budget: Budget, **variant: Any) -> dict[str, Any]:
-    """Synthetic CelebA-format data at `root` at the budget's size and difficulty (kept when already there).
+    """Synthetic CelebA-format data at `root` at the budget's size and difficulty; returns the settings used.
 
     `variant`: more `attrnet.data.synth.generate` options (``noisy_group``, ``label_noise``).
-    Returns the settings used.
     """
     from attrnet.data.synth import generate
 
-    settings = {"num": budget.num, "size": budget.size, "seed": seed, "difficulty": budget.difficulty, **variant}
-    stamp = root / "bench_settings.json"
-    if not (stamp.exists() and json.loads(stamp.read_text()) == settings):
-        generate("celeba", root, num=budget.num, seed=seed, size=(budget.size, budget.size),
-                 difficulty=budget.difficulty, **variant)
-        stamp.write_text(json.dumps(settings))
-    return settings
+    generate("celeba", root, num=budget.num, seed=seed, size=(budget.size, budget.size),
+             difficulty=budget.difficulty, **variant)
+    return {"num": budget.num, "size": budget.size, "seed": seed, "difficulty": budget.difficulty, **variant}
 
 
 def majority(data: str) -> dict[str, float]:
