@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one torch thread each)")
     p.add_argument("--work", type=Path, default=Path("bench_out/methods"), help="data and runs")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "METHODS.md")
+    p.add_argument("--render", type=Path, metavar="JSON", help="no training: rewrite --out from a --json file")
     p.add_argument("--only", default=",".join(job_names()), help="comma-separated jobs (default: all)")
     args = p.parse_args(argv)
     args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -70,11 +71,22 @@ def prepare_data(work: Path, seed: int, budget: Budget) -> dict[str, Any]:
     default = make_data(root, seed, budget)
     noisy = max(planted_groups(root).items(), key=lambda kv: len(kv[1]))[0]  # the largest group
     noisy_settings = make_data(variant, seed, budget, noisy_group=noisy, label_noise=NOISY_RATE)
-    return {"data": str(root), "variant": str(variant), "default_settings": default, "variant_settings": noisy_settings}
+    return {"data": str(root), "variant": str(variant), "noisy_group": noisy, "default_settings": default,
+            "variant_settings": noisy_settings}
+
+
+def render(saved: Path, out: Path) -> None:
+    """Rewrite the report from a --json file of an earlier run."""
+    doc = json.loads(saved.read_text())
+    results = {int(seed): runs for seed, runs in doc["per_seed"].items()}
+    write_report(out, doc["run"], summarise(results), results)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        render(args.render, args.out)
+        return 0
     budget = BUDGETS["quick" if args.quick else "full"]
     budget = replace(budget, difficulty=args.difficulty or budget.difficulty)
     start, load_start = time.time(), os.getloadavg()
@@ -84,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         variants[seed] = data["variant_settings"]
         for name in args.only.split(","):
             specs.append((seed, name, {"seed": seed, "budget": asdict(budget), "data": data["data"],
-                                       "variant": data["variant"], "out": str(args.work / f"seed{seed}" / name)}))
+                                       "variant": data["variant"], "noisy_group": data["noisy_group"],
+                                       "out": str(args.work / f"seed{seed}" / name)}))
     results: dict[int, dict[str, Any]] = {seed: {} for seed in args.seed_list}
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
         futures = {(seed, name): pool.submit(run_job, name, spec) for seed, name, spec in specs}

@@ -50,8 +50,27 @@ def _run(spec: dict[str, Any], data_key: str = "data", **kwargs: Any) -> dict[st
 
 def _weighting(name: str, data_key: str = "data") -> Callable[[dict[str, Any]], dict[str, Any]]:
     def job(spec: dict[str, Any]) -> dict[str, Any]:
-        return _run(spec, data_key, weighting=name, awmt_k=spec["budget"]["awmt_k"] if name == "awmt" else None)
+        row = _run(spec, data_key, weighting=name, awmt_k=spec["budget"]["awmt_k"] if name == "awmt" else None)
+        if name != "awmt":
+            return row
+        noisy = planted_groups(spec[data_key])[spec["noisy_group"]] if data_key == "variant" else []
+        return {**row, **awmt_weights(Path(spec["out"]) / "weights.jsonl", noisy)}
     return job
+
+
+def awmt_weights(path: Path, noisy: list[str]) -> dict[str, float]:
+    """AWMT's task weights over the run: mean weight of the `noisy` attributes and of the others, final min and max."""
+    import numpy as np
+
+    records = [json.loads(line)["weights"] for line in path.read_text().splitlines() if line.strip()]
+    names = list(records[-1])
+    w = np.array([[r[n] if r[n] is not None else np.nan for n in names] for r in records])
+    is_noisy = np.array([n in noisy for n in names])
+    out = {"weight_final_min": float(np.nanmin(w[-1])), "weight_final_max": float(np.nanmax(w[-1])),
+           "weight_others": float(np.nanmean(w[:, ~is_noisy]))}
+    if is_noisy.any():
+        out["weight_noisy"] = float(np.nanmean(w[:, is_noisy]))
+    return out
 
 
 def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
@@ -116,7 +135,7 @@ def fafs(spec: dict[str, Any]) -> dict[str, Any]:
     doc = json.loads((out / "fafs.json").read_text())
     last = build_from_metadata(read_metadata(out / "last.safetensors"))
     planted = planted_groups(spec["data"])
-    return {**row, "ari": grouping_ari(doc["groups"], planted), "groups": doc["groups"],
+    return {**row, "ari": grouping_ari(doc["groups"], planted), "groups": doc["groups"], "leaves": len(doc["groups"]),
             "affinity_ari": affinity_ari(doc, planted),
             "rounds": [{"step": r["step"], "stage": r["stage"], "d": r["d"]} for r in doc["rounds"]],
             "final_params": last.num_parameters(), "final_branches": last.topology.branch_counts()}
@@ -185,6 +204,7 @@ def taskonomy(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     summary = run(settings, Path(spec["out"]), lambda message: None)
     return {"ari": grouping_ari(summary["groups"], planted), "groups": summary["groups"],
+            "largest_group": max(len(members) for members in summary["groups"].values()),
             "budget": len(planted), "train_s": round(time.perf_counter() - start, 1)}
 
 
