@@ -75,8 +75,8 @@ def awmt_weights(path: Path, noisy: list[str]) -> dict[str, float]:
 
 def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
     columns, owner = split_groups(planted_groups(spec["data"]))
-    path = Path(spec["out"]).parent / "columns.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(spec["out"])
+    path = out.with_name(out.name + "-columns.json")  # one per job: jobs run in parallel
     path.write_text(json.dumps({"groups": columns}, indent=2) + "\n")
     return path, owner
 
