@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/attrnet data info celeba:$(DEMO)/celeba
 	@echo "== 2/5 train a tiny model with adaptive loss weighting (AWMT) =="
 	$(BIN)/attrnet train --data celeba:$(DEMO)/celeba --out $(DEMO)/run --arch tiny \
-		--weighting awmt --epochs 4 --batch-size 64 --lr 0.003 --workers 1 --device cpu --seed 0
+		--weighting awmt --epochs 12 --batch-size 32 --lr 0.003 --workers 1 --device cpu --seed 0
 	@echo "== 3/5 evaluate on the test split =="
 	$(BIN)/attrnet eval $(DEMO)/run/best.safetensors --data celeba:$(DEMO)/celeba --split test
 	@echo "== 4/5 fold + export to ONNX (fp32 and int8), with parity checks =="

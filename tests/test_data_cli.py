@@ -52,7 +52,7 @@ def test_synth_size_and_human_summary(tmp_path, capsys):
     (["data", "synth", "--preset", "imagenet", "--out", "x"], "unknown preset 'imagenet'"),
     (["data", "synth", "--preset", "celeba", "--out", "x", "--size", "big"], "--img-size takes S or HxW"),
     (["data", "synth", "--preset", "celeba", "--out", "x", "--difficulty", "brutal"],
-     "unknown --difficulty 'brutal' (choose from easy, default, hard)"),
+     "unknown --difficulty 'brutal' (choose from none, easy, default, hard)"),
     (["data", "synth", "--preset", "market", "--out", "x", "--noisy-group", "mouth"],
      "unknown --noisy-group 'mouth' for market (choose from carry, upper, lower, person)"),
 ])

@@ -108,6 +108,17 @@ def _edges(img: np.ndarray, box) -> float:
     return float(np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0)).mean() + np.abs(cv2.Sobel(gray, cv2.CV_32F, 0, 1)).mean())
 
 
+def _edge_ratios(render, group: str, degraded_box, other_box, seeds: int = 6) -> tuple[float, float]:
+    """Mean edge-energy ratio (group at visibility 0.1 / clean) in the group's box and in another group's box."""
+    inside, outside = [], []
+    for seed in range(seeds):
+        clean = render({}, np.random.default_rng(seed))
+        low = render({group: 0.1}, np.random.default_rng(seed))
+        inside.append(_edges(low, degraded_box) / _edges(clean, degraded_box))
+        outside.append(_edges(low, other_box) / _edges(clean, other_box))
+    return float(np.mean(inside)), float(np.mean(outside))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_low_visibility_degrades_the_groups_region_only(mode, monkeypatch):
     from attrnet.data.synth import faces, visibility
@@ -115,14 +126,17 @@ def test_low_visibility_degrades_the_groups_region_only(mode, monkeypatch):
     real = visibility.degrade
     monkeypatch.setattr(faces, "degrade", lambda img, boxes, vis, rng: real(img, boxes, vis, rng, mode))
     a = {name: name in ("Wavy_Hair", "Bangs", "Blond_Hair", "Eyeglasses", "Smiling") for name in CELEBA_ATTRIBUTES}
-    ratio_hair, ratio_eyes = [], []
-    for seed in range(6):
-        clean = faces.render(a, {}, np.random.default_rng(seed), 64, 64)
-        low = faces.render(a, {"hair": 0.1}, np.random.default_rng(seed), 64, 64)
-        ratio_hair.append(_edges(low, (10, 0, 54, 16)) / _edges(clean, (10, 0, 54, 16)))
-        ratio_eyes.append(_edges(low, (10, 17, 54, 28)) / _edges(clean, (10, 17, 54, 28)))
-    assert np.mean(ratio_hair) < 0.7, ratio_hair
-    assert 0.85 < np.mean(ratio_eyes) < 1.15, ratio_eyes
+    hair, eyes = _edge_ratios(lambda vis, rng: faces.render(a, vis, rng, 64, 64), "hair", (10, 0, 54, 16), (10, 17, 54, 28))
+    assert hair < 0.7 and 0.85 < eyes < 1.15, (hair, eyes)
+
+
+def test_low_visibility_degrades_a_pedestrians_head_only():
+    from attrnet.data.synth import people
+
+    person = people.Identity(female=True, long_hair=True, hat=True, up_color="red", down_color="blue", backpack=True)
+    head, legs = _edge_ratios(lambda vis, rng: people.render(person, vis, rng, 128, 64), "person",
+                              (20, 12, 44, 34), (20, 80, 44, 120), seeds=8)
+    assert head < 0.75 and 0.85 < legs < 1.15, (head, legs)
 
 
 def test_noisy_group_flips_about_the_requested_share_of_that_group_only(tmp_path):
@@ -199,7 +213,7 @@ def test_pedestrian_colours_are_visible_in_the_pixels(tmp_path):
     ({"preset": "imagenet"}, "unknown preset"),
     ({"num": 0}, "--num must be at least 1"),
     ({"seed": -1}, "--seed must be non-negative"),
-    ({"difficulty": "brutal"}, r"unknown --difficulty 'brutal' \(choose from easy, default, hard\)"),
+    ({"difficulty": "brutal"}, r"unknown --difficulty 'brutal' \(choose from none, easy, default, hard\)"),
     ({"noisy_group": "ears"}, r"unknown --noisy-group 'ears' for celeba \(choose from hair, eyes, .*mouth"),
     ({"label_noise": 0.2}, "--label-noise needs --noisy-group"),
     ({"noisy_group": "mouth", "label_noise": 0.7}, "--label-noise must be between 0 and 0.5"),

@@ -20,7 +20,7 @@ def data_synth(
     size: Annotated[Optional[str], typer.Option("--size", help="Image size S or HxW (default: 64 for faces and "
                                                 "garments, 128x64 for pedestrians).")] = None,
     difficulty: Annotated[str, typer.Option(
-        "--difficulty", help="How often and how strongly a group's region is degraded: easy | default | hard.",
+        "--difficulty", help="How often and how strongly a group's region is degraded: none | easy | default | hard.",
     )] = "default",
     noisy_group: Annotated[Optional[str], typer.Option(
         "--noisy-group", help="Planted group whose annotations get noisy (a group of synth_groups.json).",

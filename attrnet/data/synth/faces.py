@@ -20,17 +20,17 @@ __all__ = ["REGIONS", "SPECS", "render", "sample_labels"]
 
 # name, planted group, positive rate, loading on the group latent
 SPECS = [
-    Spec("Bald", "hair", 0.1, -1.0), Spec("Bangs", "hair", 0.2, 0.8), Spec("Black_Hair", "hair", 0.3, -0.5),
-    Spec("Blond_Hair", "hair", 0.2, 1.0), Spec("Brown_Hair", "hair", 0.25, 0.3), Spec("Gray_Hair", "hair", 0.15, -1.0),
-    Spec("Receding_Hairline", "hair", 0.12, -1.0), Spec("Straight_Hair", "hair", 0.3, 0.4), Spec("Wavy_Hair", "hair", 0.35, 0.9),
+    Spec("Bald", "hair", 0.12, -1.0), Spec("Bangs", "hair", 0.2, 0.8), Spec("Black_Hair", "hair", 0.3, -0.5),
+    Spec("Blond_Hair", "hair", 0.2, 1.0), Spec("Brown_Hair", "hair", 0.25, 0.3), Spec("Gray_Hair", "hair", 0.2, -1.0),
+    Spec("Receding_Hairline", "hair", 0.16, -1.0), Spec("Straight_Hair", "hair", 0.3, 0.4), Spec("Wavy_Hair", "hair", 0.35, 0.9),
     Spec("Arched_Eyebrows", "eyes", 0.27, 1.0), Spec("Bags_Under_Eyes", "eyes", 0.2, -0.6),
     Spec("Bushy_Eyebrows", "eyes", 0.15, -0.8), Spec("Eyeglasses", "eyes", 0.12, -0.9), Spec("Narrow_Eyes", "eyes", 0.15, -0.5),
     Spec("Big_Lips", "mouth", 0.24, 0.7), Spec("Mouth_Slightly_Open", "mouth", 0.4, 0.9),
     Spec("Smiling", "mouth", 0.48, 1.2), Spec("Wearing_Lipstick", "mouth", 0.47, 0.8), Spec("High_Cheekbones", "mouth", 0.45, 1.0),
     Spec("5_o_Clock_Shadow", "beard", 0.15, 1.0), Spec("Goatee", "beard", 0.12, 1.2), Spec("Mustache", "beard", 0.12, 1.2),
-    Spec("Sideburns", "beard", 0.12, 1.0), Spec("No_Beard", "beard", 0.7, -1.2),
+    Spec("Sideburns", "beard", 0.13, 1.0), Spec("No_Beard", "beard", 0.7, -1.2),
     Spec("Chubby", "face", 0.12, 1.0), Spec("Double_Chin", "face", 0.12, 1.1), Spec("Oval_Face", "face", 0.28, -0.6),
-    Spec("Pale_Skin", "face", 0.12, 0.3), Spec("Rosy_Cheeks", "face", 0.12, 0.4), Spec("Big_Nose", "face", 0.24, 0.6),
+    Spec("Pale_Skin", "face", 0.13, 0.3), Spec("Rosy_Cheeks", "face", 0.12, 0.4), Spec("Big_Nose", "face", 0.24, 0.6),
     Spec("Pointy_Nose", "face", 0.28, -0.6),
     Spec("Wearing_Earrings", "accessories", 0.19, 0.7), Spec("Wearing_Hat", "accessories", 0.12, 0.7),
     Spec("Wearing_Necklace", "accessories", 0.14, 0.7), Spec("Wearing_Necktie", "accessories", 0.12, 0.7),
@@ -158,17 +158,17 @@ def _face(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -
 def _mouth(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
     pen.rect((16, 38), (48, 48), look.skin)
     lips = jitter(rng, (215, 25, 55), 10) if a["Wearing_Lipstick"] else look.shade
-    thick = 3.5 if a["Big_Lips"] else 1.5
+    thick = 4.0 if a["Big_Lips"] else 2.0
     if a["Mouth_Slightly_Open"]:
-        pen.ellipse((32, 43), (5, 3), (40, 8, 12))
-    if a["Smiling"]:
+        pen.ellipse((32, 43), (6, 3.5), (40, 8, 12))
+    if a["Smiling"]:  # a wide grin that shows the teeth
+        pen.ellipse((32, 41), (8, 4.5), (250, 250, 245), start=0, end=180)
         pen.ellipse((32, 40.5), (9, 5), lips, start=15, end=165, thickness=thick)
     else:
         pen.line((23, 43), (41, 43), lips, thick)
     if a["High_Cheekbones"]:
-        light = np.minimum(look.skin + 80, 255)
-        for x in (19, 45):
-            pen.ellipse((x, 41), (2.5, 2.5), light)
+        for x in (19.5, 44.5):
+            pen.ellipse((x, 41.5), (3.5, 3.5), (255, 225, 140))
 
 
 def _beard(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator) -> None:
@@ -206,16 +206,15 @@ def _person(pen: Pen, a: dict[str, bool], look: _Look, rng: np.random.Generator)
         def at(x: float, y: float) -> tuple[float, float]:
             return (64 - x if mirror else x), y
         if a["Male"]:
-            pen.rect(at(1, 8), at(3.5, 54), (40, 70, 205))
+            pen.rect(at(0.5, 9), at(3.5, 54), (40, 70, 205))
         if not a["Young"]:
-            for y in range(9, 30, 4):
-                pen.line(at(5, y), at(9.5, y), (45, 45, 45), 1.6)
+            for y in range(10, 31, 4):
+                pen.line(at(4.5, y), at(9.5, y), (45, 45, 45), 1.8)
         if a["Heavy_Makeup"]:
-            for y in range(34, 54, 5):
-                pen.circle(at(7, y), 2.0, (225, 50, 200))
+            pen.rect(at(5, 35), at(9.5, 54), (225, 50, 200))
         if a["Attractive"]:
-            x, y = at(5, 3.5)
-            pen.poly([(x, y - 3.5), (x + 4, y), (x, y + 3.5), (x - 4, y)], (40, 200, 225))
+            x, y = at(5, 4)
+            pen.poly([(x, y - 4.5), (x + 5, y), (x, y + 4.5), (x - 5, y)], (40, 200, 225))
 
 
 _DRAW = {"hair": _hair, "eyes": _eyes, "face": _face, "mouth": _mouth, "beard": _beard,

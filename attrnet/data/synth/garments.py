@@ -162,13 +162,8 @@ def _hem(a: dict[str, bool], dress: bool) -> float:
     return 34 if a["cropped"] else 45
 
 
-def render(a: dict[str, bool], dress: bool, visibility: dict[str, float], rng: np.random.Generator,
-           height: int, width: int) -> np.ndarray:
-    """One garment on a plain light background as RGB uint8.
-
-    Each group is one feature, degraded by its visibility right after it is drawn: fabric (the
-    cloth), texture (the print), shape (the silhouette mask), part and style (the pixels they draw).
-    """
+def _colors(a: dict[str, bool], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The cloth's colour (set by the fabric) and a contrasting print colour."""
     base = rng.uniform(30, 170, 3)
     if a["denim"]:
         base = jitter(rng, (55, 85, 140), 12)
@@ -177,6 +172,17 @@ def render(a: dict[str, bool], dress: bool, visibility: dict[str, float], rng: n
     elif a["lace"]:
         base = jitter(rng, (235, 230, 220), 8)
     second = 255 - base if np.abs(255 - 2 * base).mean() > 60 else np.clip(base + 110, 0, 255)
+    return base, second
+
+
+def render(a: dict[str, bool], dress: bool, visibility: dict[str, float], rng: np.random.Generator,
+           height: int, width: int) -> np.ndarray:
+    """One garment on a plain light background as RGB uint8.
+
+    Each group is one feature, degraded by its visibility right after it is drawn: fabric (the
+    cloth), texture (the print), shape (the silhouette mask), part and style (the pixels they draw).
+    """
+    base, second = _colors(a, rng)
     vis = {g: visibility.get(g, 1.0) for g in TYPES}
     cloth = np.empty((height, width, 3), np.uint8)
     _fabric(cloth, Pen(cloth), a, rng, base)

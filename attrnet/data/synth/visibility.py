@@ -32,6 +32,7 @@ class Difficulty:
 
 
 LEVELS = {
+    "none": Difficulty(0.0, 1.0, 1.0),
     "easy": Difficulty(0.1, 0.5, 0.9),
     "default": Difficulty(0.25, 0.15, 0.7),
     "hard": Difficulty(0.45, 0.0, 0.5),
