@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -75,6 +76,15 @@ def prepare_data(work: Path, seed: int, budget: Budget) -> dict[str, Any]:
             "variant_settings": noisy_settings}
 
 
+def source_commit() -> str:
+    """The checkout's commit (with "+changes" when the tree differs from it), or "unknown" outside git."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=Path(__file__).parent, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return (commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")) or "unknown"
+
+
 def render(saved: Path, out: Path) -> None:
     """Rewrite the report from a --json file of an earlier run."""
     doc = json.loads(saved.read_text())
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {"command": "python benchmarks/methods.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "wall_s": round(time.time() - start), "load_start": load_start, "load_end": os.getloadavg(),
            "cores": os.cpu_count(), "budget": asdict(budget), "seeds": args.seed_list, "variant": variants,
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": source_commit()}
     summary = summarise(results)
     write_report(args.out, run, summary, results)
     if args.json:

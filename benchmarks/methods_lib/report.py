@@ -175,7 +175,7 @@ def write_report(path: Path, run: dict[str, Any], summary: dict[str, Any], resul
     """benchmarks/METHODS.md: the command, the machine, the claims table, the goals, the weightings, per seed."""
     b, v = run["budget"], next(iter(run["variant"].values()))
     lines = ["# Method effects on planted synthetic data", "",
-             f"Made by `{run['command']}` on {run['date']}: seeds {run['seeds']}, {run['wall_s']} s wall on "
+             f"Made by `{run['command']}` on {run['date']} at commit {run.get('commit', 'unknown')}: seeds {run['seeds']}, {run['wall_s']} s wall on "
              f"{run['cores']} cores shared with other jobs (load average 1/5/15 min {_load(run['load_start'])} at the "
              f"start, {_load(run['load_end'])} at the end). Every run uses one torch thread; "
              "benchmarks/methods.py describes the runs, `--json` gives the numbers.", "",
