@@ -520,12 +520,8 @@ def render(suite: str, info: dict[str, Any], parts: dict[str, str], wall: float,
               "(`python benchmarks/export_speed.py`).",
               "- Predict pipeline D / M / end-to-end and reduced decoding: [PREDICT_RESULTS.md](PREDICT_RESULTS.md) "
               "(`python benchmarks/predict_pipeline.py`).",
-              "- Loss weightings side by side (accuracy, mA, throughput with/without AWMT's validation batch): "
-              "docs/training.md (`python benchmarks/train_weighting.py`).",
-              "- FAFS on planted groups (ARI, thin vs widened vs full): docs/fafs.md "
-              "(`python benchmarks/fafs_synthetic.py`).",
-              "- Cross-stitch and Taskonomy on planted groups: docs/cross_stitch.md, docs/taskonomy.md "
-              "(`python benchmarks/cross_stitch_synthetic.py`)."]
+              "- Method effects on planted groups (FAFS, cross-stitch, Taskonomy, loss weightings; each paper's "
+              "claim next to what is measured): [METHODS.md](METHODS.md) (`python benchmarks/methods.py`)."]
     if suite == "cpu":
         lines.append("- GPU suite (`--suite gpu`, or all GPU checks at once with `benchmarks/gpu_check.sh`): "
                      "not measured yet; no GPU has been lent to the project's sessions.")

@@ -1,0 +1,241 @@
+"""One job per training run of the methods benchmark; each returns plain numbers (and runs in its own process).
+
+A job is ``(name, spec)``; `run_job(name, spec)` calls the function registered in `JOBS`.
+The spec holds the seed, the budget (as a dict), the data folders and the work folder.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
+
+__all__ = ["JOBS", "alpha_by_group", "job_names", "run_job", "split_groups"]
+
+
+def split_groups(planted: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Each planted group of two or more attributes as two columns (``hair.1``, ``hair.2``); column -> group."""
+    columns: dict[str, list[str]] = {}
+    owner: dict[str, str] = {}
+    for group, names in planted.items():
+        halves = [names] if len(names) < 2 else [names[: len(names) // 2], names[len(names) // 2:]]
+        for i, half in enumerate(halves, 1):
+            column = group if len(halves) == 1 else f"{group}.{i}"
+            columns[column], owner[column] = list(half), group
+    return columns, owner
+
+
+def alpha_by_group(alphas: dict[str, Any], owner: dict[str, str]) -> dict[str, float]:
+    """Mean off-diagonal α_ba over every unit, for column pairs of the same planted group and of different ones."""
+    cols = alphas["columns"]
+    within, across = [], []
+    for unit in alphas["units"]:
+        for b, row in enumerate(unit["matrix"]):
+            for a, value in enumerate(row):
+                if a != b:
+                    (within if owner[cols[a]] == owner[cols[b]] else across).append(value)
+    return {"alpha_within": sum(within) / len(within), "alpha_across": sum(across) / len(across)}
+
+
+def _budget(spec: dict[str, Any]) -> Budget:
+    return Budget(**spec["budget"])
+
+
+def _run(spec: dict[str, Any], data_key: str = "data", **kwargs: Any) -> dict[str, Any]:
+    root = spec[data_key]
+    return train_and_test(f"celeba:{root}", Path(spec["out"]), seed=spec["seed"], budget=_budget(spec), **kwargs)
+
+
+def _weighting(name: str, data_key: str = "data") -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def job(spec: dict[str, Any]) -> dict[str, Any]:
+        row = _run(spec, data_key, weighting=name, awmt_k=spec["budget"]["awmt_k"] if name == "awmt" else None)
+        if name != "awmt":
+            return row
+        noisy = planted_groups(spec[data_key])[spec["noisy_group"]] if data_key == "variant" else []
+        return {**row, **awmt_weights(Path(spec["out"]) / "weights.jsonl", noisy)}
+    return job
+
+
+def awmt_weights(path: Path, noisy: list[str]) -> dict[str, float]:
+    """AWMT's task weights over the run: mean weight of the `noisy` attributes and of the others, final min and max."""
+    import numpy as np
+
+    records = [json.loads(line)["weights"] for line in path.read_text().splitlines() if line.strip()]
+    names = list(records[-1])
+    w = np.array([[r[n] if r[n] is not None else np.nan for n in names] for r in records])
+    is_noisy = np.array([n in noisy for n in names])
+    out = {"weight_final_min": float(np.nanmin(w[-1])), "weight_final_max": float(np.nanmax(w[-1])),
+           "weight_others": float(np.nanmean(w[:, ~is_noisy]))}
+    if is_noisy.any():
+        out["weight_noisy"] = float(np.nanmean(w[:, is_noisy]))
+    return out
+
+
+def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
+    columns, owner = split_groups(planted_groups(spec["data"]))
+    out = Path(spec["out"])
+    path = out.with_name(out.name + "-columns.json")  # one per job: jobs run in parallel
+    path.write_text(json.dumps({"groups": columns}, indent=2) + "\n")
+    return path, owner
+
+
+def independent(spec: dict[str, Any]) -> dict[str, Any]:
+    path, _ = _columns_file(spec)
+    row = _run(spec, method="independent", method_options={"columns": str(path)})
+    return {**row, "loss_affinity_ari": trained_affinity_ari(spec["data"], Path(spec["out"]) / "best.safetensors")}
+
+
+def trained_affinity_ari(root: str, checkpoint: Path) -> float:
+    """ARI against the planted groups of FAFS's loss affinity measured with a trained model on the training split.
+
+    Hard = the sample's loss is at least the task's mean loss; A(i, j) = P(both hard or both
+    easy); spectral clustering into as many groups as were planted. How far the data's
+    co-hard structure lets a well-trained model's affinity find the groups.
+    """
+    import numpy as np
+
+    from attrnet.data import load_index
+    from attrnet.evaluate.evaluation import checkpoint_runner
+    from attrnet.methods.fafs.widening import spectral_groups
+    from attrnet.core.imageio import decode_image
+
+    index = load_index(f"celeba:{root}")
+    train, names, planted = index.subset("train"), index.schema.names, planted_groups(root)
+    run, _ = checkpoint_runner(checkpoint, "cpu")
+    images = np.stack([decode_image(p) for p in train.paths])
+    p = np.clip(np.concatenate([run(images[i:i + 128]) for i in range(0, len(images), 128)]), 1e-6, 1 - 1e-6)
+    y = train.labels > 0.5
+    loss = -np.where(y, np.log(p), np.log(1 - p))
+    hard = (loss >= loss.mean(0)).astype(float)
+    affinity = (hard.T @ hard + (1 - hard).T @ (1 - hard)) / len(hard)
+    labels = spectral_groups(affinity, len(planted))
+    return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
+
+
+def cross_stitch(spec: dict[str, Any]) -> dict[str, Any]:
+    path, owner = _columns_file(spec)
+    row = _run(spec, method="cross-stitch", method_options={"columns": str(path), **spec.get("options", {})})
+    alphas = json.loads((Path(spec["out"]) / "alphas.json").read_text())
+    return {**row, **alpha_by_group(alphas, owner), "columns": len(alphas["columns"])}
+
+
+def thin(spec: dict[str, Any]) -> dict[str, Any]:
+    return _run(spec, arch="vgg16-thin", epochs=spec["budget"]["fafs_epochs"])
+
+
+def fafs(spec: dict[str, Any]) -> dict[str, Any]:
+    from attrnet.train.checkpoint import build_from_metadata, read_metadata
+
+    b = spec["budget"]
+    options = {"max_stall": b["max_stall"], "seed": spec["seed"], **spec.get("options", {})}
+    row = _run(spec, arch="vgg16-thin", epochs=b["fafs_epochs"], method="fafs", method_options=options)
+    out = Path(spec["out"])
+    doc = json.loads((out / "fafs.json").read_text())
+    last = build_from_metadata(read_metadata(out / "last.safetensors"))
+    planted = planted_groups(spec["data"])
+    return {**row, "ari": grouping_ari(doc["groups"], planted), "groups": doc["groups"], "leaves": len(doc["groups"]),
+            "affinity_ari": affinity_ari(doc, planted),
+            "rounds": [{"step": r["step"], "stage": r["stage"], "d": r["d"]} for r in doc["rounds"]],
+            "final_params": last.num_parameters(), "final_branches": last.topology.branch_counts()}
+
+
+def affinity_ari(doc: dict[str, Any], planted: dict[str, list[str]]) -> float:
+    """ARI of spectral clustering of FAFS's final task affinity into as many groups as were planted.
+
+    Judges the affinity alone, apart from FAFS's choice of the number of branches.
+    """
+    import numpy as np
+
+    from attrnet.methods.fafs.widening import spectral_groups
+
+    names = doc["task_affinity"]["attributes"]
+    labels = spectral_groups(np.asarray(doc["task_affinity"]["matrix"]), len(planted))
+    return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
+
+
+def full_width(spec: dict[str, Any]) -> dict[str, Any]:
+    """vgg16 (the widths FAFS thins from): trained when the budget has full epochs, else only counted."""
+    epochs = spec["budget"]["full_epochs"]
+    if epochs:
+        row = _run(spec, arch="vgg16", epochs=epochs)
+        return {**row, "trained": True, "somp": somp_report(Path(spec["out"]) / "best.safetensors", spec["seed"])}
+    from attrnet.core.schema import celeba_schema
+    from attrnet.core.topology import shared
+    from attrnet.models.backbones import backbone
+    from attrnet.models.net import MultiTaskNet
+
+    schema = celeba_schema()
+    model = MultiTaskNet(shared("vgg16", backbone("vgg16").widths, schema.names), schema)
+    return {"params": model.num_parameters(), "trained": False}
+
+
+def somp_report(checkpoint: Path, seed: int) -> list[dict[str, Any]]:
+    """Per layer, thinning the trained vgg16 to vgg16-thin widths: relative reconstruction error of the SOMP
+    selection, of the largest-norm filters and of random filters (mean of 5), inputs restricted as SOMP does."""
+    import numpy as np
+
+    from attrnet.methods.fafs.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
+    from attrnet.models.backbones import backbone
+
+    rng = np.random.default_rng(seed)
+    rows, prev, below = [], None, 0
+    for stage, (layer, width) in enumerate(zip(read_wide_layers(checkpoint), backbone("vgg16-thin").widths)):
+        w = layer.weight if prev is None else restrict_inputs(layer.weight, prev, below)
+        pick = select_filters(w, width)
+        by_norm = list(np.argsort(-np.linalg.norm(w.reshape(w.shape[0], -1), axis=1))[:width])
+        rand = [reconstruction_error(w, list(rng.choice(len(w), width, replace=False))) for _ in range(5)]
+        rows.append({"stage": stage, "wide": layer.width, "thin": width, "somp": reconstruction_error(w, pick),
+                     "norm": reconstruction_error(w, by_norm), "random": float(np.mean(rand))})
+        prev, below = pick, layer.width
+    return rows
+
+
+def taskonomy(spec: dict[str, Any]) -> dict[str, Any]:
+    import time
+
+    from attrnet.methods.taskonomy import Settings, run
+
+    b, planted = spec["budget"], planted_groups(spec["data"])
+    settings = Settings(data=f"celeba:{spec['data']}", sources="all", budget=len(planted),
+                        epochs=b["taskonomy_epochs"], img_size=(b["size"], b["size"]),
+                        max_images=b["taskonomy_images"], max_order=1, seed=spec["seed"])
+    start = time.perf_counter()
+    summary = run(settings, Path(spec["out"]), lambda message: None)
+    return {"ari": grouping_ari(summary["groups"], planted), "groups": summary["groups"],
+            "largest_group": max(len(members) for members in summary["groups"].values()),
+            "budget": len(planted), "train_s": round(time.perf_counter() - start, 1)}
+
+
+JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "full": full_width,
+    "fafs": fafs,
+    "thin": thin,
+    "taskonomy": taskonomy,
+    "xstitch": cross_stitch,
+    "independent": independent,
+    "shared": _weighting("equal"),
+    "awmt": _weighting("awmt"),
+    "uncertainty": _weighting("uncertainty"),
+    "dwa": _weighting("dwa"),
+    "equal_variant": _weighting("equal", "variant"),
+    "awmt_variant": _weighting("awmt", "variant"),
+    "majority": lambda spec: majority(f"celeba:{spec['data']}"),
+    "majority_variant": lambda spec: majority(f"celeba:{spec['variant']}"),
+}
+
+
+def job_names() -> list[str]:
+    """Every job, the longest first (so parallel workers finish together)."""
+    return list(JOBS)
+
+
+def run_job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the job `name`; its spec and result also go to OUT/result.json."""
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"methods: seed {spec['seed']} {name} ...", file=sys.stderr, flush=True)
+    result = JOBS[name](spec)
+    (out / "result.json").write_text(json.dumps({"spec": spec, "result": result}, indent=2) + "\n")
+    return result
