@@ -26,11 +26,12 @@ test-slow: setup
 
 demo: setup
 	@echo "== 1/5 synthetic CelebA-format faces (planted attribute groups) =="
-	$(BIN)/attrnet data synth --preset celeba --out $(DEMO)/celeba --num 2000 --seed 0
+	$(BIN)/attrnet data synth --preset celeba --out $(DEMO)/celeba --num 4000 --seed 0
 	$(BIN)/attrnet data info celeba:$(DEMO)/celeba
-	@echo "== 2/5 train a tiny model with adaptive loss weighting (AWMT) =="
+	@echo "== 2/5 train a tiny model with adaptive loss weighting (AWMT), classes balanced for mA =="
 	$(BIN)/attrnet train --data celeba:$(DEMO)/celeba --out $(DEMO)/run --arch tiny \
-		--weighting awmt --epochs 12 --batch-size 32 --lr 0.003 --workers 1 --device cpu --seed 0
+		--weighting awmt --epochs 12 --batch-size 32 --lr 0.02 --pos-weight ratio \
+		--threshold-objective balanced --best-metric mA --workers 1 --device cpu --seed 0
 	@echo "== 3/5 evaluate on the test split =="
 	$(BIN)/attrnet eval $(DEMO)/run/best.safetensors --data celeba:$(DEMO)/celeba --split test
 	@echo "== 4/5 fold + export to ONNX (fp32 and int8), with parity checks =="

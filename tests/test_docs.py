@@ -85,7 +85,7 @@ SUBSTITUTIONS = [
 TASKONOMY_ALL = "40 source encoders and 1600 readouts"
 LOCAL_RAY = "starts a local Ray (tens of seconds)"
 SLOW = {
-    "README.md": {"make demo": "the whole demo: 2000 images, 4 epochs, two exports",
+    "README.md": {"make demo": "the whole demo: 4000 images, 12 epochs, two exports",
                   "--preset market --arch resnet50": "resnet50 at 256x128",
                   "--somp-from vgg16.pth": "vgg16-thin at 218x178 (the celeba preset)",
                   "attrnet taskonomy": TASKONOMY_ALL},
