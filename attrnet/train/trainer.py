@@ -117,6 +117,7 @@ class Trainer:
         self.train_view = TrainView(self.train_set, cfg.seed, cfg.augment, cfg.crop_fraction)
         self.steps_per_epoch, self.drop_last = batches_per_epoch(len(self.train_set), cfg.batch_size, self.dist.world)
         self.train_sampler = EpochSampler(len(self.train_set), cfg.seed, self.dist.rank, self.dist.world)
+        self.label_rates = positive_rates(torch.from_numpy(self.train_set.labels), self.schema)
 
     def _build_model(self) -> None:
         cfg = self.config
@@ -128,10 +129,9 @@ class Trainer:
         self.method.attach(self.context)
 
     def _build_loss(self) -> AttributeLoss:
-        labels = torch.from_numpy(self.train_set.labels)
         pw = nw = None
         if self.config.pos_weight != "none":
-            pw, nw = class_weights(positive_rates(labels, self.schema), self.config.pos_weight)
+            pw, nw = class_weights(self.label_rates, self.config.pos_weight)
         return AttributeLoss(self.schema, pw, nw).to(self.device)
 
     def _build_optimizer(self) -> None:
@@ -159,8 +159,7 @@ class Trainer:
             return
         if self.config.resume:
             self.log(f"--resume: no {last}, starting a new run")
-        rates = positive_rates(torch.from_numpy(self.train_set.labels), self.schema)
-        init_head_bias(self.model, prior_logits(rates, self.schema, self.config.pos_weight))
+        init_head_bias(self.model, prior_logits(self.label_rates, self.schema, self.config.pos_weight))
         load_start_weights(self.model, self.config, self.log)
         self.method.init_model(self.context)
         self._build_optimizer()
