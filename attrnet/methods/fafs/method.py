@@ -200,8 +200,7 @@ class FAFSMethod(Method):
             _say(f"step {step}: stage {stage}: d = 1 wins (L = {part.losses[1]:.4f}); " + self._after_d1(stage))
             return None
         new = widen_model(model, stage, 0, part.labels)
-        self.next_stage, self.tries = stage - 1, 0
-        self.done = self.next_stage < 0
+        self._move_below(stage)
         _say(f"step {step}: widened stage {stage} into {part.d} branches: "
              + " | ".join(", ".join(g) for g in groups))
         return new
@@ -215,11 +214,15 @@ class FAFSMethod(Method):
         if self.tries < MAX_TRIES_PER_LAYER:
             self.next_stage = stage
             return f"stage {stage} is tried again in {self.max_stall} steps (try {self.tries}/{MAX_TRIES_PER_LAYER})"
-        self.next_stage, self.tries = stage - 1, 0
-        self.done = self.next_stage < 0
+        self._move_below(stage)
         if self.done:
             return f"{MAX_TRIES_PER_LAYER} tries at stage {stage}; widening stops"
         return f"{MAX_TRIES_PER_LAYER} tries at stage {stage}; stage {stage - 1} is next"
+
+    def _move_below(self, stage: int) -> None:
+        """The next round splits the layer below `stage`, on its first try; done past the input."""
+        self.next_stage, self.tries = stage - 1, 0
+        self.done = self.next_stage < 0
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, "torch.Tensor"]:
