@@ -16,7 +16,8 @@ import numpy as np
 
 from attrnet.core.errors import InputError
 
-__all__ = ["Box", "Difficulty", "LEVELS", "MODES", "changed", "degrade", "degrade_masked", "difficulty_of", "sample_visibility"]
+__all__ = ["Box", "Difficulty", "LEVELS", "MODES", "changed", "degrade", "degrade_masked", "difficulty_of",
+           "sample_visibility"]
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the image
 MODES = ("blur", "contrast", "occlude", "shrink")
