@@ -204,12 +204,9 @@ VIEWS_PER_IDENTITY = 4
 
 
 def _write_pedestrians(preset, out: Path, num, opts: _Options) -> tuple[dict, list[str], dict]:
-    import scipy.io
-
     from attrnet.data import pedestrian
     from attrnet.data.synth import people as synth_people
     from attrnet.data.synth.common import encode_jpeg
-    from attrnet.core.fileio import atomic_path
 
     rng = np.random.default_rng(opts.seed)
     n_ids = max(2, -(-num // VIEWS_PER_IDENTITY))
@@ -255,9 +252,26 @@ def _write_pedestrians(preset, out: Path, num, opts: _Options) -> tuple[dict, li
         doc = {"test": struct(split_ids["test"], MARKET_TEST_ORDER), "train": struct(split_ids["train"], MARKET_TRAIN_ORDER)}
     else:
         doc = {"train": struct(split_ids["train"], DUKE_ORDER), "test": struct(split_ids["test"], DUKE_ORDER)}
-    with atomic_path(out / pedestrian.mat_name(preset)) as tmp, open(tmp, "wb") as f:
-        scipy.io.savemat(f, {f"{preset}_attribute": doc})
+    atomic_write_bytes(out / pedestrian.mat_name(preset), _mat_bytes({f"{preset}_attribute": doc}))
     return groups, [path.relative_to(out).as_posix() for path, _ in jobs], visibility
+
+
+MAT_HEADER_TEXT_BYTES = 116  # MAT-file v5: descriptive text before the version and endian fields
+
+
+def _mat_bytes(variables: dict) -> bytes:
+    """A MAT-file v5 with a fixed header text, so the same seed writes the same bytes.
+
+    scipy stamps the header with the wall-clock time of writing.
+    """
+    import io
+
+    import scipy.io
+
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables)
+    text = b"MATLAB 5.0 MAT-file, written by attrnet data synth".ljust(MAT_HEADER_TEXT_BYTES)
+    return text + buffer.getvalue()[MAT_HEADER_TEXT_BYTES:]
 
 
 IMAGES_PER_ITEM = 25
