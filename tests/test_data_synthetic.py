@@ -142,17 +142,21 @@ def test_low_visibility_degrades_a_pedestrians_head_only():
     assert head < 0.75 and 0.85 < legs < 1.15, (head, legs)
 
 
-def test_noisy_group_flips_about_the_requested_share_of_that_group_only(tmp_path):
-    generate("celeba", tmp_path / "clean", num=600, seed=0)
-    generate("celeba", tmp_path / "noisy", num=600, seed=0, noisy_group="mouth", label_noise=0.3)
-    clean, noisy = (load_index(f"celeba:{tmp_path / n}") for n in ("clean", "noisy"))
-    mouth = set(read_groups(tmp_path / "clean" / "synth_groups.json")["mouth"])
-    for j, name in enumerate(clean.schema.names):
-        flipped = (clean.labels[:, j] != noisy.labels[:, j]).mean()
-        if name in mouth:
-            assert 0.25 < flipped < 0.35, (name, flipped)
-        else:
-            assert flipped == 0, name
+@pytest.mark.parametrize("preset, group", [("celeba", "mouth"), ("deepfashion", "texture")])
+def test_noisy_group_flips_the_requested_share_of_that_group_outside_the_test_split(tmp_path, preset, group):
+    num = 600 if preset == "celeba" else 800
+    generate(preset, tmp_path / "clean", num=num, seed=0)
+    generate(preset, tmp_path / "noisy", num=num, seed=0, noisy_group=group, label_noise=0.3)
+    members = set(read_groups(tmp_path / "clean" / "synth_groups.json")[group])
+    for split in ("train", "val", "test"):
+        clean, noisy = (load_index(f"{preset}:{tmp_path / n}").subset(split) for n in ("clean", "noisy"))
+        assert [p.name for p in clean.paths] == [p.name for p in noisy.paths]
+        for j, name in enumerate(clean.schema.names):
+            flipped = (np.nan_to_num(clean.labels[:, j], nan=-1) != np.nan_to_num(noisy.labels[:, j], nan=-1)).mean()
+            if name in members and split != "test":
+                assert 0.2 < flipped < 0.4, (split, name, flipped)
+            else:  # other groups untouched; the test split keeps the true labels
+                assert flipped == 0, (split, name)
     assert clean.paths[0].read_bytes() == noisy.paths[0].read_bytes()  # same images: only the labels differ
 
 
@@ -161,11 +165,13 @@ def test_noisy_group_on_pedestrians_corrupts_that_group(tmp_path):
 
     generate("market", tmp_path / "clean", num=400, seed=0)
     generate("market", tmp_path / "noisy", num=400, seed=0, noisy_group="lower", label_noise=0.3)
-    docs = [scipy.io.loadmat(tmp_path / n / "market_attribute.mat")["market_attribute"][0, 0]["train"][0, 0]
-            for n in ("clean", "noisy")]
-    share = {k: (docs[0][k] != docs[1][k]).mean() for k in ("down", "clothes", "downblack", "hat", "upblack")}
+    docs = [scipy.io.loadmat(tmp_path / n / "market_attribute.mat")["market_attribute"][0, 0] for n in ("clean", "noisy")]
+    train = [d["train"][0, 0] for d in docs]
+    share = {k: (train[0][k] != train[1][k]).mean() for k in ("down", "clothes", "downblack", "hat", "upblack")}
     assert 0.2 < share["down"] < 0.4 and 0.2 < share["clothes"] < 0.4 and share["downblack"] > 0.05
     assert share["hat"] == 0 and share["upblack"] == 0
+    test = [d["test"][0, 0] for d in docs]
+    assert all((test[0][k] == test[1][k]).all() for k in ("down", "clothes", "downblack"))  # test labels stay true
 
 
 def test_positive_rates_are_varied(celeba400):

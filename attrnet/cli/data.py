@@ -23,7 +23,8 @@ def data_synth(
         "--difficulty", help="How often and how strongly a group's region is degraded: none | easy | default | hard.",
     )] = "default",
     noisy_group: Annotated[Optional[str], typer.Option(
-        "--noisy-group", help="Planted group whose annotations get noisy (a group of synth_groups.json).",
+        "--noisy-group",
+        help="Planted group whose train/val annotations get noisy (from synth_groups.json; test labels stay true).",
     )] = None,
     label_noise: Annotated[Optional[float], typer.Option(
         "--label-noise", help="Share of the noisy group's labels flipped (default 0.3; needs --noisy-group).",

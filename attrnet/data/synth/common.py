@@ -133,7 +133,9 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     return buf.tobytes()
 
 
-def flip_labels(rng: np.random.Generator, labels: dict[str, np.ndarray], names: list[str], fraction: float) -> None:
-    """Flip each of `names`' annotations with probability `fraction`, in place (the noisy-group variant)."""
+def flip_labels(rng: np.random.Generator, labels: dict[str, np.ndarray], names: list[str], fraction: float,
+                rows: np.ndarray) -> None:
+    """Flip each of `names`' annotations on `rows` (a bool mask: the training and validation images) with
+    probability `fraction`, in place (the noisy-group variant; the test split keeps its true labels)."""
     for name in names:
-        labels[name] = labels[name] ^ (rng.random(labels[name].shape[0]) < fraction)
+        labels[name] = labels[name] ^ ((rng.random(labels[name].shape[0]) < fraction) & rows)

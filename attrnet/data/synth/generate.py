@@ -59,7 +59,8 @@ def generate(
     """Write a synthetic dataset of about `num` images to `out`; returns a summary dict.
 
     `difficulty` names a visibility level (see `visibility.LEVELS`). With `noisy_group`, a
-    `label_noise` share (default 0.3) of that planted group's annotations is flipped.
+    `label_noise` share (default 0.3) of that planted group's training and validation annotations
+    is flipped; the test split keeps the true labels.
     """
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
@@ -157,8 +158,10 @@ def _write_celeba(preset, out: Path, num, opts: _Options) -> tuple[dict, list[st
     rng = np.random.default_rng(opts.seed)
     truth, labels = faces.sample_labels(rng, num)
     groups = groups_of(faces.SPECS)
+    parts = _split_codes(num, (0.8, 0.1, 0.1))
     if opts.noisy_group:
-        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise)
+        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise,
+                    np.array(parts) != TEST_CODE)
     visibility = sample_visibility(rng, list(faces.REGIONS), num, opts.level)
     names = [f"{i + 1:06d}.jpg" for i in range(num)]
     image_dir = out / celeba.IMAGE_DIR
@@ -173,9 +176,11 @@ def _write_celeba(preset, out: Path, num, opts: _Options) -> tuple[dict, list[st
     rows = [f"{num}", " ".join(CELEBA_ATTRIBUTES) + " "]
     rows += [name + "".join(f"{v:>3d}" for v in matrix[i]) for i, name in enumerate(names)]
     atomic_write_text(out / celeba.ATTR_FILE, "\n".join(rows) + "\n")
-    parts = _split_codes(num, (0.8, 0.1, 0.1))
     atomic_write_text(out / celeba.PARTITION_FILE, "".join(f"{n} {p}\n" for n, p in zip(names, parts)))
     return groups, [f"{celeba.IMAGE_DIR}/{n}" for n in names], visibility
+
+
+TEST_CODE = 2  # _split_codes: 0 train, 1 val, 2 test
 
 
 def _split_codes(n: int, fractions: tuple[float, float, float]) -> list[int]:
@@ -212,10 +217,11 @@ def _write_pedestrians(preset, out: Path, num, opts: _Options) -> tuple[dict, li
     n_ids = max(2, -(-num // VIEWS_PER_IDENTITY))
     sample = synth_people.sample_market if preset == "market" else synth_people.sample_duke
     people, fields = sample(rng, n_ids)
-    if opts.noisy_group:
-        synth_people.noisy_fields(_noise_rng(opts.seed), fields, preset, opts.noisy_group, opts.label_noise)
-    views = [num // n_ids + (j < num % n_ids) for j in range(n_ids)]
     n_train = n_ids // 2
+    if opts.noisy_group:  # the training identities only: the test split keeps its true labels
+        synth_people.noisy_fields(_noise_rng(opts.seed), fields, preset, opts.noisy_group, opts.label_noise,
+                                  np.arange(n_ids) < n_train)
+    views = [num // n_ids + (j < num % n_ids) for j in range(n_ids)]
     split_ids = {"train": range(0, n_train), "test": range(n_train, n_ids)}
     pid = [2 * j + 1 if j < n_train else 2 * (j - n_train) + 2 for j in range(n_ids)]
     jobs: list[tuple[Path, synth_people.Identity]] = []
@@ -286,8 +292,6 @@ def _write_deepfashion(preset, out: Path, num, opts: _Options) -> tuple[dict, li
     rng = np.random.default_rng(opts.seed)
     truth, labels, category = garments.sample_labels(rng, num)
     groups = groups_of(garments.SPECS)
-    if opts.noisy_group:
-        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise)
     visibility = sample_visibility(rng, list(garments.TYPES), num, opts.level)
     names = [s.name for s in garments.SPECS]
     images = []
@@ -302,8 +306,12 @@ def _write_deepfashion(preset, out: Path, num, opts: _Options) -> tuple[dict, li
         img = garments.render(a, bool(category[i]), vis, _image_rng(opts.seed, i), opts.height, opts.width)
         atomic_write_bytes(path, encode_jpeg(img))
         opts.progress(i + 1, num)
+    unknown = rng.random((num, len(names))) < UNKNOWN_RATE
+    codes = np.array(_split_codes(num, (0.7, 0.15, 0.15)))[rng.permutation(num)]
+    if opts.noisy_group:
+        flip_labels(_noise_rng(opts.seed), labels, groups[opts.noisy_group], opts.label_noise, codes != TEST_CODE)
     values = np.stack([np.where(labels[n], 1, -1) for n in names], axis=1)
-    values[rng.random(values.shape) < UNKNOWN_RATE] = 0
+    values[unknown] = 0
     types = {s.name: garments.TYPES[s.group] for s in garments.SPECS}
     cloth = [f"{len(names)}", "attribute_name  attribute_type"] + [f"{n:<29}{types[n]}" for n in names]
     atomic_write_text(out / deepfashion.CLOTH_FILE, "\r\n".join(cloth) + "\r\n")
@@ -315,7 +323,6 @@ def _write_deepfashion(preset, out: Path, num, opts: _Options) -> tuple[dict, li
     atomic_write_text(out / "Anno/list_category_cloth.txt", "\r\n".join(cats) + "\r\n")
     cat_rows = [f"{num}", "image_name  category_label"] + [f"{rel:<60}{category[i] + 1}" for i, rel in enumerate(images)]
     atomic_write_text(out / "Anno/list_category_img.txt", "\r\n".join(cat_rows) + "\r\n")
-    codes = np.array(_split_codes(num, (0.7, 0.15, 0.15)))[rng.permutation(num)]
     part = [f"{num}", "image_name  evaluation_status"]
     part += [f"{rel:<60}{('train', 'val', 'test')[c]}" for rel, c in zip(images, codes)]
     atomic_write_text(out / deepfashion.PARTITION_FILE, "\r\n".join(part) + "\r\n")

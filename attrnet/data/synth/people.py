@@ -120,9 +120,11 @@ def _draw(rng: np.random.Generator, n: int, groups: dict, specs: list[Spec], up_
     return latents, truth, up, down
 
 
-def noisy_fields(rng: np.random.Generator, fields: dict[str, np.ndarray], preset: str, group: str, fraction: float) -> None:
-    """Corrupt the annotations of one planted group in place: binary fields flipped, colour and age fields
-    moved to another class, each with probability `fraction` (unlabelled 0 entries stay 0)."""
+def noisy_fields(rng: np.random.Generator, fields: dict[str, np.ndarray], preset: str, group: str, fraction: float,
+                 rows: np.ndarray) -> None:
+    """Corrupt the annotations of one planted group on `rows` (a bool mask over identities) in place: binary
+    fields flipped, colour and age fields moved to another class, each with probability `fraction`
+    (unlabelled 0 entries stay 0)."""
     members = (MARKET_GROUPS if preset == "market" else DUKE_GROUPS)[group]
     colors = {"upcolor": ("up", MARKET_UP_COLORS if preset == "market" else DUKE_UP_COLORS),
               "downcolor": ("down", MARKET_DOWN_COLORS if preset == "market" else DUKE_DOWN_COLORS)}
@@ -130,18 +132,19 @@ def noisy_fields(rng: np.random.Generator, fields: dict[str, np.ndarray], preset
         if name in colors:
             prefix, names = colors[name]
             choice = np.stack([fields[prefix + c] for c in names], axis=1).argmax(axis=1)
-            fields.update(_color_fields(prefix, names, _reassign(rng, choice, len(names), fraction)))
+            fields.update(_color_fields(prefix, names, _reassign(rng, choice, len(names), fraction, rows)))
         elif name == "age":
-            fields["age"] = _reassign(rng, fields["age"].astype(int) - 1, len(MARKET_AGES), fraction) + 1.0
+            fields["age"] = _reassign(rng, fields["age"].astype(int) - 1, len(MARKET_AGES), fraction, rows) + 1.0
         else:
-            flip = (rng.random(fields[name].shape[0]) < fraction) & (fields[name] > 0)
+            flip = (rng.random(fields[name].shape[0]) < fraction) & (fields[name] > 0) & rows
             fields[name] = np.where(flip, 3.0 - fields[name], fields[name])
 
 
-def _reassign(rng: np.random.Generator, choice: np.ndarray, classes: int, fraction: float) -> np.ndarray:
-    """Each entry moved to a uniformly drawn other class with probability `fraction`."""
+def _reassign(rng: np.random.Generator, choice: np.ndarray, classes: int, fraction: float,
+              rows: np.ndarray) -> np.ndarray:
+    """Each entry on `rows` moved to a uniformly drawn other class with probability `fraction`."""
     other = (choice + rng.integers(1, classes, choice.shape[0])) % classes
-    return np.where(rng.random(choice.shape[0]) < fraction, other, choice)
+    return np.where((rng.random(choice.shape[0]) < fraction) & rows, other, choice)
 
 
 def _color_fields(prefix: str, colors: tuple[str, ...], choice: np.ndarray) -> dict[str, np.ndarray]:
