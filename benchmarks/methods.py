@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
            "cores": os.cpu_count(), "budget": asdict(budget), "seeds": args.seed_list, "variant": variants,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": source_commit()}
     summary = summarise(results)
-    write_report(args.out, run, summary, results)
-    if args.json:
+    if args.json:  # first: a report that fails to render can be rewritten from it with --render
         args.json.write_text(json.dumps({**summary["means"], "run": run, "per_seed": results}, indent=2) + "\n")
+    write_report(args.out, run, summary, results)
     print(json.dumps(summary["means"], indent=2))
     return 0
 

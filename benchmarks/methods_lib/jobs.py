@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
 
 __all__ = ["JOBS", "alpha_by_group", "job_names", "run_job", "split_groups"]
@@ -58,10 +60,19 @@ def _weighting(name: str, data_key: str = "data") -> Callable[[dict[str, Any]], 
     return job
 
 
+def awmt_k_sweep(spec: dict[str, Any]) -> dict[str, Any]:
+    """AWMT on the variant with its weights updated 3x more and 2x less often than the budget's k."""
+    k = spec["budget"]["awmt_k"]
+    out, runs = Path(spec["out"]), {}
+    for every in (max(2, k // 3), 2 * k):
+        row = train_and_test(f"celeba:{spec['variant']}", out / f"k{every}", seed=spec["seed"], budget=_budget(spec),
+                             weighting="awmt", awmt_k=every)
+        runs[str(every)] = row["test_acc"]
+    return {"test_acc_by_k": runs}
+
+
 def awmt_weights(path: Path, noisy: list[str]) -> dict[str, float]:
     """AWMT's task weights over the run: mean weight of the `noisy` attributes and of the others, final min and max."""
-    import numpy as np
-
     records = [json.loads(line)["weights"] for line in path.read_text().splitlines() if line.strip()]
     names = list(records[-1])
     w = np.array([[r[n] if r[n] is not None else np.nan for n in names] for r in records])
@@ -84,31 +95,53 @@ def _columns_file(spec: dict[str, Any]) -> tuple[Path, dict[str, str]]:
 def independent(spec: dict[str, Any]) -> dict[str, Any]:
     path, _ = _columns_file(spec)
     row = _run(spec, method="independent", method_options={"columns": str(path)})
-    return {**row, "loss_affinity_ari": trained_affinity_ari(spec["data"], Path(spec["out"]) / "best.safetensors")}
+    return {**row, **trained_affinity(spec["data"], Path(spec["out"]) / "best.safetensors")}
 
 
-def trained_affinity_ari(root: str, checkpoint: Path) -> float:
-    """ARI against the planted groups of FAFS's loss affinity measured with a trained model on the training split.
+def trained_affinity(root: str, checkpoint: Path) -> dict[str, float]:
+    """FAFS's loss affinity measured with a trained model on the training split, against the planted groups.
 
     Hard = the sample's loss is at least the task's mean loss; A(i, j) = P(both hard or both
-    easy); spectral clustering into as many groups as were planted. How far the data's
-    co-hard structure lets a well-trained model's affinity find the groups.
+    easy); spectral clustering into as many groups as were planted. Returns its ARI
+    (``loss_affinity_ari``: how far the data's co-hard structure lets a well-trained model's
+    affinity find the groups), the ARI of the same affinity with hard = "the attribute's group
+    is degraded in this image" (``visibility_affinity_ari``: what the planted visibility alone
+    would give), and how often a sample is hard when its group is degraded and when it is not.
     """
-    import numpy as np
-
+    from attrnet.core.imageio import decode_image, resize_to_spec
+    from attrnet.core.input_spec import InputSpec
     from attrnet.data import load_index
     from attrnet.evaluate.evaluation import checkpoint_runner
-    from attrnet.methods.fafs.widening import spectral_groups
-    from attrnet.core.imageio import decode_image
 
     index = load_index(f"celeba:{root}")
     train, names, planted = index.subset("train"), index.schema.names, planted_groups(root)
-    run, _ = checkpoint_runner(checkpoint, "cpu")
-    images = np.stack([decode_image(p) for p in train.paths])
+    run, meta = checkpoint_runner(checkpoint, "cpu")
+    spec = InputSpec.from_dict(meta["input"])
+    images = np.stack([resize_to_spec(decode_image(p), spec) for p in train.paths])
     p = np.clip(np.concatenate([run(images[i:i + 128]) for i in range(0, len(images), 128)]), 1e-6, 1 - 1e-6)
     y = train.labels > 0.5
     loss = -np.where(y, np.log(p), np.log(1 - p))
     hard = (loss >= loss.mean(0)).astype(float)
+    degraded = _degraded(Path(root), [Path(q).relative_to(root).as_posix() for q in train.paths], names, planted)
+    return {"loss_affinity_ari": _affinity_ari(hard, names, planted),
+            "visibility_affinity_ari": _affinity_ari(degraded, names, planted),
+            "p_hard_degraded": float(hard[degraded > 0].mean()), "p_hard_clean": float(hard[degraded == 0].mean())}
+
+
+def _degraded(root: Path, images: list[str], names: list[str], planted: dict[str, list[str]]) -> np.ndarray:
+    """``[N, A]`` 1.0 where the attribute's planted group is degraded in the image (synth_visibility.csv)."""
+    rows = (root / "synth_visibility.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    visibility = {r.split(",")[0]: [float(v) for v in r.split(",")[1:]] for r in rows[1:]}
+    owner = {a: g for g, members in planted.items() for a in members}
+    columns = [header.index(owner[n]) - 1 for n in names]
+    return (np.array([[visibility[image][c] for c in columns] for image in images]) < 1.0).astype(float)
+
+
+def _affinity_ari(hard: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:
+    """ARI against the planted groups of spectral clustering of A = P(both hard or both easy)."""
+    from attrnet.methods.fafs.widening import spectral_groups
+
     affinity = (hard.T @ hard + (1 - hard).T @ (1 - hard)) / len(hard)
     labels = spectral_groups(affinity, len(planted))
     return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
@@ -146,8 +179,6 @@ def affinity_ari(doc: dict[str, Any], planted: dict[str, list[str]]) -> float:
 
     Judges the affinity alone, apart from FAFS's choice of the number of branches.
     """
-    import numpy as np
-
     from attrnet.methods.fafs.widening import spectral_groups
 
     names = doc["task_affinity"]["attributes"]
@@ -174,8 +205,6 @@ def full_width(spec: dict[str, Any]) -> dict[str, Any]:
 def somp_report(checkpoint: Path, seed: int) -> list[dict[str, Any]]:
     """Per layer, thinning the trained vgg16 to vgg16-thin widths: relative reconstruction error of the SOMP
     selection, of the largest-norm filters and of random filters (mean of 5), inputs restricted as SOMP does."""
-    import numpy as np
-
     from attrnet.methods.fafs.somp import read_wide_layers, reconstruction_error, restrict_inputs, select_filters
     from attrnet.models.backbones import backbone
 
@@ -199,18 +228,45 @@ def taskonomy(spec: dict[str, Any]) -> dict[str, Any]:
 
     b, planted = spec["budget"], planted_groups(spec["data"])
     settings = Settings(data=f"celeba:{spec['data']}", sources="all", budget=len(planted),
-                        epochs=b["taskonomy_epochs"], img_size=(b["size"], b["size"]),
+                        epochs=b["taskonomy_epochs"], img_size=(b["tiny_size"], b["tiny_size"]),
                         max_images=b["taskonomy_images"], max_order=1, seed=spec["seed"])
     start = time.perf_counter()
     summary = run(settings, Path(spec["out"]), lambda message: None)
+    report = json.loads((Path(spec["out"]) / "taskonomy.json").read_text())
     return {"ari": grouping_ari(summary["groups"], planted), "groups": summary["groups"],
             "largest_group": max(len(members) for members in summary["groups"].values()),
-            "budget": len(planted), "train_s": round(time.perf_counter() - start, 1)}
+            "single_groups": sum(len(members) == 1 for members in summary["groups"].values()),
+            "budget": len(planted), "train_s": round(time.perf_counter() - start, 1),
+            **transfer_affinity_groups(report, planted)}
+
+
+def transfer_affinity_groups(report: dict[str, Any], planted: dict[str, list[str]]) -> dict[str, float]:
+    """How far Taskonomy's first-order transfer affinities alone (before the budgeted plan) follow the planted
+    groups: the share of targets whose best source other than themselves is in their group, and the ARI of
+    spectral clustering (into the planted number of groups) of the affinity ranks, made symmetric."""
+    from attrnet.methods.fafs.widening import spectral_groups
+
+    sources, targets = [s["name"] for s in report["sources"]], report["targets"]
+    owner = {a: g for g, members in planted.items() for a in members}
+    first = np.asarray(report["affinity"]["matrix"])  # [sources, targets]
+    best_other = [max((s for s in range(len(sources)) if sources[s] != name), key=lambda s: first[s, t])
+                  for t, name in enumerate(targets)]
+    same = [owner.get(sources[s]) == owner[name] for s, name in zip(best_other, targets)]
+    out = {"top1_same_group": float(np.mean(same))}
+    if sources == targets:  # one source per attribute: a square affinity to cluster
+        rank = np.argsort(np.argsort(-first, axis=0), axis=0).astype(float)  # 0: the target's best source
+        closeness = rank.max() * 2 - (rank + rank.T)
+        np.fill_diagonal(closeness, closeness.max())
+        labels = spectral_groups(closeness, len(planted))
+        out["affinity_rank_ari"] = grouping_ari([[n for n, g in zip(targets, labels) if g == k]
+                                                 for k in set(labels)], planted)
+    return out
 
 
 JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "full": full_width,
     "fafs": fafs,
+    "fafs_error": lambda spec: fafs({**spec, "options": {**spec.get("options", {}), "affinity": "error"}}),
     "thin": thin,
     "taskonomy": taskonomy,
     "xstitch": cross_stitch,
@@ -221,6 +277,7 @@ JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dwa": _weighting("dwa"),
     "equal_variant": _weighting("equal", "variant"),
     "awmt_variant": _weighting("awmt", "variant"),
+    "awmt_variant_k": awmt_k_sweep,
     "majority": lambda spec: majority(f"celeba:{spec['data']}"),
     "majority_variant": lambda spec: majority(f"celeba:{spec['variant']}"),
 }
