@@ -7,13 +7,16 @@ Per seed it generates synthetic CelebA-format data (`attrnet data synth`, plante
 synth_groups.json) and an AWMT variant (one planted group's labels noisy), then trains, each
 run in its own process with one torch thread (`--jobs` at a time), and tests on the test split:
 
-- FAFS (vgg16-thin, widening) against the thin start and full-width vgg16 (trained only in the
-  full run; under --quick its parameters are counted): ARI of the final leaf grouping, parameters,
-  test mean accuracy;
+- FAFS (vgg16-thin at the budget's size, widening; hard = high loss, and hard = misclassified)
+  against the thin start and full-width vgg16 (trained only in the full run; under --quick its
+  parameters are counted): ARI of the final leaf grouping, parameters, test mean accuracy;
 - cross-stitch (tiny, each planted group as two columns) against shared and independent columns:
-  mean off-diagonal alpha within and across planted groups, test mean accuracy;
-- Taskonomy (sources = attributes, budget = number of planted groups): ARI of the plan's grouping;
-- equal, AWMT, uncertainty and DWA weighting (tiny shared), and equal vs AWMT on the variant.
+  mean off-diagonal alpha within and across planted groups, test mean accuracy; with the
+  independent columns, FAFS's affinity measured by a well-trained model;
+- Taskonomy (sources = attributes, budget = number of planted groups): ARI of the plan's grouping,
+  and how far the transfer affinities alone follow the planted groups;
+- equal, AWMT, uncertainty and DWA weighting (tiny shared), and equal vs AWMT on the variant
+  (AWMT also at other update intervals).
 
 `--quick` runs the first seed at a smaller budget. Writes `--out` (the table, with this command,
 the wall time and the machine's load) and, with --json, one object of means over the seeds.

@@ -253,6 +253,9 @@ def transfer_affinity_groups(report: dict[str, Any], planted: dict[str, list[str
                   for t, name in enumerate(targets)]
     same = [owner.get(sources[s]) == owner[name] for s, name in zip(best_other, targets)]
     out = {"top1_same_group": float(np.mean(same))}
+    own = [first[sources.index(name), t] for t, name in enumerate(targets) if name in sources]
+    if own:  # the share of each target's AHP column that its own source holds
+        out["self_share"] = float(np.mean(own))
     if sources == targets:  # one source per attribute: a square affinity to cluster
         rank = np.argsort(np.argsort(-first, axis=0), axis=0).astype(float)  # 0: the target's best source
         closeness = rank.max() * 2 - (rank + rank.T)
