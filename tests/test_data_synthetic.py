@@ -165,7 +165,8 @@ def test_noisy_group_on_pedestrians_corrupts_that_group(tmp_path):
 
     generate("market", tmp_path / "clean", num=400, seed=0)
     generate("market", tmp_path / "noisy", num=400, seed=0, noisy_group="lower", label_noise=0.3)
-    docs = [scipy.io.loadmat(tmp_path / n / "market_attribute.mat")["market_attribute"][0, 0] for n in ("clean", "noisy")]
+    docs = [scipy.io.loadmat(tmp_path / n / "market_attribute.mat")["market_attribute"][0, 0]
+            for n in ("clean", "noisy")]
     train = [d["train"][0, 0] for d in docs]
     share = {k: (train[0][k] != train[1][k]).mean() for k in ("down", "clothes", "downblack", "hat", "upblack")}
     assert 0.2 < share["down"] < 0.4 and 0.2 < share["clothes"] < 0.4 and share["downblack"] > 0.05

@@ -77,11 +77,11 @@ def test_the_planted_visibility_alone_recovers_the_groups_through_fafs_affinity(
     common, jobs = bench
     train, planted = load_index(f"celeba:{easy}").subset("train"), common.planted_groups(easy)
     names = train.schema.names
-    degraded = jobs._degraded(easy, [p.relative_to(easy).as_posix() for p in train.paths], names, planted)
+    degraded = jobs.degraded_matrix(easy, [p.relative_to(easy).as_posix() for p in train.paths], names, planted)
     assert degraded.mean() == pytest.approx(0.1, abs=0.02)  # --difficulty easy: 10% of (image, group) pairs
-    assert jobs._affinity_ari(degraded, names, planted) > 0.8
+    assert jobs.hard_affinity_ari(degraded, names, planted) > 0.8
     rng = np.random.default_rng(0)
-    assert abs(jobs._affinity_ari(rng.permutation(degraded.T).T, names, planted)) < 0.3  # columns shuffled
+    assert abs(jobs.hard_affinity_ari(rng.permutation(degraded.T).T, names, planted)) < 0.3  # columns shuffled
 
 
 def test_cross_stitch_mixes_columns_of_a_planted_group_more_than_columns_of_different_groups(bench, easy, tmp_path):

@@ -14,7 +14,8 @@ import numpy as np
 
 from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
 
-__all__ = ["JOBS", "alpha_by_group", "job_names", "run_job", "split_groups"]
+__all__ = ["JOBS", "alpha_by_group", "degraded_matrix", "hard_affinity_ari", "job_names", "run_job", "split_groups",
+           "trained_affinity", "transfer_affinity_groups"]
 
 
 def split_groups(planted: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -122,13 +123,13 @@ def trained_affinity(root: str, checkpoint: Path) -> dict[str, float]:
     y = train.labels > 0.5
     loss = -np.where(y, np.log(p), np.log(1 - p))
     hard = (loss >= loss.mean(0)).astype(float)
-    degraded = _degraded(Path(root), [Path(q).relative_to(root).as_posix() for q in train.paths], names, planted)
-    return {"loss_affinity_ari": _affinity_ari(hard, names, planted),
-            "visibility_affinity_ari": _affinity_ari(degraded, names, planted),
+    degraded = degraded_matrix(Path(root), [Path(q).relative_to(root).as_posix() for q in train.paths], names, planted)
+    return {"loss_affinity_ari": hard_affinity_ari(hard, names, planted),
+            "visibility_affinity_ari": hard_affinity_ari(degraded, names, planted),
             "p_hard_degraded": float(hard[degraded > 0].mean()), "p_hard_clean": float(hard[degraded == 0].mean())}
 
 
-def _degraded(root: Path, images: list[str], names: list[str], planted: dict[str, list[str]]) -> np.ndarray:
+def degraded_matrix(root: Path, images: list[str], names: list[str], planted: dict[str, list[str]]) -> np.ndarray:
     """``[N, A]`` 1.0 where the attribute's planted group is degraded in the image (synth_visibility.csv)."""
     rows = (root / "synth_visibility.csv").read_text().splitlines()
     header = rows[0].split(",")
@@ -138,7 +139,7 @@ def _degraded(root: Path, images: list[str], names: list[str], planted: dict[str
     return (np.array([[visibility[image][c] for c in columns] for image in images]) < 1.0).astype(float)
 
 
-def _affinity_ari(hard: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:
+def hard_affinity_ari(hard: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:
     """ARI against the planted groups of spectral clustering of A = P(both hard or both easy)."""
     from attrnet.methods.fafs.widening import spectral_groups
 
