@@ -91,11 +91,10 @@ def _goals(m: dict[str, float | None], gaps: list[float], spread: float) -> list
                       f"largest group of the plan: {_f(m['taskonomy_largest_group'], 1)} of 40 attributes. The "
                       "transfer affinities themselves follow the groups: a target's best other source is in its "
                       f"planted group for {_f(m['taskonomy_top1_same_group'], 2)} of targets, and clustering the "
-                      f"affinity ranks gives ARI {_f(m['taskonomy_affinity_rank_ari'], 3)}. But a target's own "
-                      "source holds "
-                      f"{_f(m['taskonomy_self_share'], 3)} of its AHP column on average, so the plan's summed "
-                      "affinity is dominated by its self-transfers and the other targets are placed by the small "
-                      f"rest; {_f(m['taskonomy_single_groups'], 1)} of its sources serve only themselves"))
+                      f"affinity ranks gives ARI {_f(m['taskonomy_affinity_rank_ari'], 3)}. The plan assigns every "
+                      "target to one of the sources it buys, maximising the summed AHP affinity, and a target's "
+                      f"own source holds {_f(m['taskonomy_self_share'], 3)} of its AHP column on average; "
+                      f"{_f(m['taskonomy_single_groups'], 1)} of its sources serve only themselves"))
     if have("fafs_acc", "thin_acc", "fafs_params", "full_params"):
         ok = m["fafs_acc"] >= m["thin_acc"] + 0.01 and m["fafs_params"] <= m["full_params"] / 10
         goals.append(("FAFS acc ≥ thin + 1 point at ≤ 1/10 full-width params",
