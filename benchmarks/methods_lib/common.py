@@ -1,7 +1,6 @@
 """Shared pieces of the methods benchmark: budgets, planted data, one train-and-test run, ARI, mean ± std."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -72,7 +71,10 @@ def grouping_ari(groups: dict[str, list[str]] | list[list[str]], planted: dict[s
 
 def planted_groups(root: str | Path) -> dict[str, list[str]]:
     """The planted groups of a synthetic dataset (its synth_groups.json)."""
-    return json.loads((Path(root) / "synth_groups.json").read_text())["groups"]
+    from attrnet.core.schema import read_groups
+    from attrnet.data.synth import GROUPS_FILE
+
+    return read_groups(Path(root) / GROUPS_FILE)
 
 
 def make_data(root: Path, seed: int, budget: Budget, **variant: Any) -> dict[str, Any]:

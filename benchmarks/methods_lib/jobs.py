@@ -14,7 +14,7 @@ import numpy as np
 
 from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
 
-__all__ = ["JOBS", "alpha_by_group", "degraded_matrix", "hard_affinity_ari", "job_names", "run_job", "split_groups",
+__all__ = ["JOBS", "alpha_by_group", "clustered_ari", "degraded_matrix", "hard_affinity_ari", "job_names", "run_job", "split_groups",
            "trained_affinity", "transfer_affinity_groups"]
 
 
@@ -141,9 +141,14 @@ def degraded_matrix(root: Path, images: list[str], names: list[str], planted: di
 
 def hard_affinity_ari(hard: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:
     """ARI against the planted groups of spectral clustering of A = P(both hard or both easy)."""
+    return clustered_ari((hard.T @ hard + (1 - hard).T @ (1 - hard)) / len(hard), names, planted)
+
+
+def clustered_ari(affinity: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:
+    """ARI against the planted groups of spectral clustering of `affinity` (over `names`) into as many
+    groups as were planted, as FAFS clusters its branch affinity."""
     from attrnet.methods.fafs.widening import spectral_groups
 
-    affinity = (hard.T @ hard + (1 - hard).T @ (1 - hard)) / len(hard)
     labels = spectral_groups(affinity, len(planted))
     return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
 
@@ -180,11 +185,7 @@ def affinity_ari(doc: dict[str, Any], planted: dict[str, list[str]]) -> float:
 
     Judges the affinity alone, apart from FAFS's choice of the number of branches.
     """
-    from attrnet.methods.fafs.widening import spectral_groups
-
-    names = doc["task_affinity"]["attributes"]
-    labels = spectral_groups(np.asarray(doc["task_affinity"]["matrix"]), len(planted))
-    return grouping_ari([[n for n, g in zip(names, labels) if g == k] for k in set(labels)], planted)
+    return clustered_ari(np.asarray(doc["task_affinity"]["matrix"]), doc["task_affinity"]["attributes"], planted)
 
 
 def full_width(spec: dict[str, Any]) -> dict[str, Any]:
@@ -245,8 +246,6 @@ def transfer_affinity_groups(report: dict[str, Any], planted: dict[str, list[str
     """How far Taskonomy's first-order transfer affinities alone (before the budgeted plan) follow the planted
     groups: the share of targets whose best source other than themselves is in their group, and the ARI of
     spectral clustering (into the planted number of groups) of the affinity ranks, made symmetric."""
-    from attrnet.methods.fafs.widening import spectral_groups
-
     sources, targets = [s["name"] for s in report["sources"]], report["targets"]
     owner = {a: g for g, members in planted.items() for a in members}
     first = np.asarray(report["affinity"]["matrix"])  # [sources, targets]
@@ -261,9 +260,7 @@ def transfer_affinity_groups(report: dict[str, Any], planted: dict[str, list[str
         rank = np.argsort(np.argsort(-first, axis=0), axis=0).astype(float)  # 0: the target's best source
         closeness = rank.max() * 2 - (rank + rank.T)
         np.fill_diagonal(closeness, closeness.max())
-        labels = spectral_groups(closeness, len(planted))
-        out["affinity_rank_ari"] = grouping_ari([[n for n, g in zip(targets, labels) if g == k]
-                                                 for k in set(labels)], planted)
+        out["affinity_rank_ari"] = clustered_ari(closeness, targets, planted)
     return out
 
 
