@@ -14,8 +14,8 @@ import numpy as np
 
 from methods_lib.common import Budget, grouping_ari, majority, planted_groups, train_and_test
 
-__all__ = ["JOBS", "alpha_by_group", "clustered_ari", "degraded_matrix", "hard_affinity_ari", "job_names", "run_job", "split_groups",
-           "trained_affinity", "transfer_affinity_groups"]
+__all__ = ["JOBS", "alpha_by_group", "clustered_ari", "degraded_matrix", "hard_affinity_ari", "job_names", "run_job",
+           "split_groups", "trained_affinity", "transfer_affinity_groups"]
 
 
 def split_groups(planted: dict[str, list[str]]) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -130,13 +130,15 @@ def trained_affinity(root: str, checkpoint: Path) -> dict[str, float]:
 
 
 def degraded_matrix(root: Path, images: list[str], names: list[str], planted: dict[str, list[str]]) -> np.ndarray:
-    """``[N, A]`` 1.0 where the attribute's planted group is degraded in the image (synth_visibility.csv)."""
-    rows = (root / "synth_visibility.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    visibility = {r.split(",")[0]: [float(v) for v in r.split(",")[1:]] for r in rows[1:]}
+    """``[N, A]`` 1.0 where the attribute's planted group is degraded in the image (synth_visibility.csv);
+    `images`: paths inside the dataset, as that file names them. A group the file has no column for
+    (CelebA's ``image`` group, Blurry) is never degraded."""
+    from attrnet.data.synth import VISIBILITY_FILE, read_visibility
+
+    visibility = read_visibility(root / VISIBILITY_FILE)
     owner = {a: g for g, members in planted.items() for a in members}
-    columns = [header.index(owner[n]) - 1 for n in names]
-    return (np.array([[visibility[image][c] for c in columns] for image in images]) < 1.0).astype(float)
+    levels = [[visibility[image].get(owner[n], 1.0) for n in names] for image in images]
+    return (np.array(levels) < 1.0).astype(float)
 
 
 def hard_affinity_ari(hard: np.ndarray, names: list[str], planted: dict[str, list[str]]) -> float:

@@ -22,7 +22,8 @@ from attrnet.core.schema import CELEBA_ATTRIBUTES, write_groups
 from attrnet.data.synth.common import flip_labels, groups_of
 from attrnet.data.synth.visibility import Difficulty, difficulty_of, sample_visibility
 
-__all__ = ["DEFAULT_SIZE", "GROUPS_FILE", "PRESETS", "VISIBILITY_FILE", "generate", "preset_groups"]
+__all__ = ["DEFAULT_SIZE", "GROUPS_FILE", "PRESETS", "VISIBILITY_FILE", "generate", "preset_groups",
+           "read_visibility"]
 
 PRESETS = ("celeba", "market", "duke", "deepfashion")
 DEFAULT_SIZE = {"celeba": (64, 64), "market": (128, 64), "duke": (128, 64), "deepfashion": (64, 64)}
@@ -117,6 +118,13 @@ def _write_visibility(path: Path, names: list[str], visibility: dict[str, np.nda
     rows = [",".join(["image"] + groups)]
     rows += [",".join([name] + [f"{visibility[g][i]:.3f}" for g in groups]) for i, name in enumerate(names)]
     atomic_write_text(path, "\n".join(rows) + "\n")
+
+
+def read_visibility(path: str | Path) -> dict[str, dict[str, float]]:
+    """A `synth_visibility.csv`: {image path inside the dataset: {group: visibility}}."""
+    rows = Path(path).read_text().splitlines()
+    groups = rows[0].split(",")[1:]
+    return {cells[0]: dict(zip(groups, map(float, cells[1:]))) for cells in (row.split(",") for row in rows[1:])}
 
 
 # everything a synth run writes: removed before a new run into the same folder
