@@ -117,8 +117,9 @@ def train(
         augment=augment, amp=amp, compile_=compile_, val_every=val_every, val_batches=val_batches,
         val_fraction=val_fraction, max_bad_fraction=max_bad_fraction, awmt_k=awmt_k, awmt_val_batch=awmt_val_batch,
         log_every=log_every, somp_from=somp_from, alpha=alpha, branch_cost=branch_cost, max_stall=max_stall,
-        widen_on=widen_on, max_branches=max_branches, affinity=affinity, columns=columns, alpha_granularity=alpha_granularity,
-        alpha_lr_mult=alpha_lr_mult, stitch_at=stitch_at, column_pretrain_epochs=column_pretrain_epochs)
+        widen_on=widen_on, max_branches=max_branches, affinity=affinity, columns=columns,
+        alpha_granularity=alpha_granularity, alpha_lr_mult=alpha_lr_mult, stitch_at=stitch_at,
+        column_pretrain_epochs=column_pretrain_epochs)
     options = {name.rstrip("_"): value for name, value in values.items() if _given(ctx, name, value)}
     if "img_size" in options:
         options["img_size"] = parse_img_size(options["img_size"])
