@@ -225,7 +225,8 @@ def write_report(path: Path, run: dict[str, Any], summary: dict[str, Any], resul
              "flipped at that rate in the training and validation splits; the test split keeps the true labels). "
              f"The VGG runs (thin, FAFS, full width) read {b['size']}-pixel images, the tiny runs "
              f"{b.get('tiny_size', b['size'])}-pixel ones.", "",
-             f"Budget: `{b}`.", "", *method_rows(summary), "", "## Goals (issue 15)", "",
+             f"Budget: `{b}`.", "", *([run["note"], ""] if run.get("note") else []),
+             *method_rows(summary), "", "## Goals (issue 15)", "",
              "| goal | measured | met | measured alongside (the cause where it is not met) |", "|---|---|---|---|"]
     lines += [f"| {g} | {m} | {'yes' if ok else '**no**'} | {why} |" for g, m, ok, why in summary["goals"]]
     lines += ["", "## Loss weightings (tiny, shared trunk)", "", *weighting_rows(summary), "",
